@@ -1,0 +1,1 @@
+"""Sources and sinks for outside systems, built on streamio's public interfaces."""

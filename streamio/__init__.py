@@ -1,0 +1,38 @@
+"""streamio: an asyncio-native micro-batch streaming runtime, in the model of
+Spark Streaming's DStreams."""
+
+from .clock import Clock, ManualClock, SystemClock
+from .context import ContextState, StreamingContext
+from .dstream import DStream
+from .errors import (
+    ConfigurationError,
+    ConnectorError,
+    ContextStateError,
+    OperatorError,
+    ReceiverError,
+    StreamioError,
+)
+from .listener import BatchInfo, ReceiverInfo, StreamingListener
+from .receiver import Receiver, ReceiverOutput
+from .runner import run
+
+__all__ = [
+    "BatchInfo",
+    "Clock",
+    "ConfigurationError",
+    "ConnectorError",
+    "ContextState",
+    "ContextStateError",
+    "DStream",
+    "ManualClock",
+    "OperatorError",
+    "Receiver",
+    "ReceiverError",
+    "ReceiverInfo",
+    "ReceiverOutput",
+    "StreamingContext",
+    "StreamingListener",
+    "StreamioError",
+    "SystemClock",
+    "run",
+]

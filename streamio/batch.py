@@ -1,0 +1,184 @@
+"""Batches and the per-partition work done on them.
+
+A :class:`Batch` is the records of one batch time, split into partitions. The
+functions here are what runs on one partition (fused narrow stages, map-side
+combines) and how combined partitions are merged by key hash. They are plain
+module-level functions so an executor can ship them to other processes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Batch"]
+
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+C = TypeVar("C")
+
+PartitionFn = Callable[[Iterable[Any]], Iterable[Any]]
+
+
+@dataclass(frozen=True)
+class Batch(Generic[T]):
+    """The records of one batch time, split into partitions.
+
+    Partitions are lists and must not be changed once the batch exists: a batch
+    is shared by every consumer of its stream.
+    """
+
+    time: float
+    partitions: Sequence[list[T]]
+
+    def records(self) -> list[T]:
+        """All records, partition after partition, as one new list."""
+        if len(self.partitions) == 1:
+            return list(self.partitions[0])
+        return list(itertools.chain.from_iterable(self.partitions))
+
+    def __len__(self) -> int:
+        return sum(map(len, self.partitions))
+
+
+def split_records(records: list[T], partition_size: int) -> list[list[T]]:
+    """Cut a list into partitions of at most ``partition_size`` records."""
+    if len(records) <= partition_size:
+        return [records]
+    return [records[i : i + partition_size] for i in range(0, len(records), partition_size)]
+
+
+def split_evenly(records: list[T], count: int) -> list[list[T]]:
+    """Cut a list into ``count`` partitions whose sizes differ by at most one."""
+    size, extra = divmod(len(records), count)
+    parts, start = [], 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        parts.append(records[start:end])
+        start = end
+    return parts
+
+
+def compose(first: PartitionFn | None, second: PartitionFn | None) -> PartitionFn | None:
+    """The partition function that applies ``first`` then ``second``."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return lambda records: second(first(records))
+
+
+def reduce_partition(func: Callable[[V, V], V], pairs: Iterable[tuple[K, V]]) -> dict[K, V]:
+    """Map-side combine of ``reduce_by_key``: one value per key."""
+    acc: dict[K, V] = {}
+    for key, value in pairs:
+        if key in acc:
+            acc[key] = func(acc[key], value)
+        else:
+            acc[key] = value
+    return acc
+
+
+def combine_partition(
+    create: Callable[[V], C], merge_value: Callable[[C, V], C], pairs: Iterable[tuple[K, V]]
+) -> dict[K, C]:
+    """Map-side combine of ``combine_by_key``: one combiner per key."""
+    acc: dict[K, C] = {}
+    for key, value in pairs:
+        if key in acc:
+            acc[key] = merge_value(acc[key], value)
+        else:
+            acc[key] = create(value)
+    return acc
+
+
+def group_partition(pairs: Iterable[tuple[K, V]]) -> dict[K, list[V]]:
+    """Map-side step of ``group_by_key``: the values of each key, in order."""
+    acc: dict[K, list[V]] = {}
+    for key, value in pairs:
+        if key in acc:
+            acc[key].append(value)
+        else:
+            acc[key] = [value]
+    return acc
+
+
+def concat_lists(first: list[V], second: list[V]) -> list[V]:
+    return first + second
+
+
+def merge_by_key(
+    maps: Sequence[dict[K, C]], merge: Callable[[C, C], C], num_partitions: int
+) -> list[list[tuple[K, C]]]:
+    """Merge map-side combined partitions into ``num_partitions`` by key hash."""
+    if num_partitions == 1:
+        acc: dict[K, C] = {}
+        for combined in maps:
+            if not acc:
+                acc = dict(combined)
+                continue
+            for key, value in combined.items():
+                if key in acc:
+                    acc[key] = merge(acc[key], value)
+                else:
+                    acc[key] = value
+        return [list(acc.items())]
+    parts: list[dict[K, C]] = [{} for _ in range(num_partitions)]
+    for combined in maps:
+        for key, value in combined.items():
+            target = parts[hash(key) % num_partitions]
+            if key in target:
+                target[key] = merge(target[key], value)
+            else:
+                target[key] = value
+    return [list(part.items()) for part in parts]
+
+
+def cogroup_partitions(
+    sides: Sequence[Sequence[list[tuple[K, Any]]]], num_partitions: int
+) -> list[list[tuple[K, tuple[list[Any], ...]]]]:
+    """Group the values of every key from each side: ``(key, (values_0, values_1, ...))``."""
+    width = len(sides)
+    parts: list[dict[K, tuple[list[Any], ...]]] = [{} for _ in range(num_partitions)]
+    for index, partitions in enumerate(sides):
+        for partition in partitions:
+            for key, value in partition:
+                target = parts[hash(key) % num_partitions] if num_partitions > 1 else parts[0]
+                groups = target.get(key)
+                if groups is None:
+                    groups = target[key] = tuple([] for _ in range(width))
+                groups[index].append(value)
+    return [list(part.items()) for part in parts]
+
+
+def count_records(records: Iterable[Any]) -> int:
+    """How many records an iterable holds (without building a list)."""
+    if isinstance(records, Sequence):
+        return len(records)
+    return sum(1 for _ in records)
+
+
+_EMPTY = object()
+
+
+def reduce_records(func: Callable[[T, T], T], records: Iterable[T]) -> Any:
+    """Reduce a partition to one value, or a private marker when it is empty."""
+    iterator = iter(records)
+    acc = next(iterator, _EMPTY)
+    if acc is _EMPTY:
+        return _EMPTY
+    for record in iterator:
+        acc = func(acc, record)
+    return acc
+
+
+def reduce_results(func: Callable[[T, T], T], results: Iterable[Any]) -> list[T]:
+    """Combine per-partition reductions; empty when every partition was empty."""
+    return [
+        value
+        for value in [reduce_records(func, (r for r in results if r is not _EMPTY))]
+        if value is not _EMPTY
+    ]

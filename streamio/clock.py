@@ -1,0 +1,170 @@
+"""Clocks: where the scheduler's time comes from.
+
+The scheduler never reads time directly; it asks the context's clock. The system
+clock follows wall time (batch times are epoch seconds on the interval grid). The
+manual clock only moves when a test calls :meth:`ManualClock.advance`, so window and
+state tests are exact and instant.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Protocol, runtime_checkable
+
+import anyio
+
+__all__ = ["Clock", "ManualClock", "SystemClock", "Timer"]
+
+# Batch times are sums of float intervals; a deadline this close to the target
+# counts as reached, so advance(0.1) three times reaches the batch at 0.3.
+_GRID_TOLERANCE = 1e-9
+
+
+@runtime_checkable
+class Timer(Protocol):
+    """What one sleeper (the scheduler) uses to wait on a clock."""
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Return once the clock reads ``deadline`` or later.
+
+        Cancellation interrupts the wait.
+        """
+
+    def close(self) -> None:
+        """Say that this sleeper will not sleep again."""
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """A source of time for the scheduler.
+
+    ``timer()`` is called synchronously when the context starts, so a clock can
+    know about its sleepers before they first sleep (the manual clock needs that
+    to make ``advance`` wait for every due batch).
+    """
+
+    def now(self) -> float:
+        """The current time in seconds."""
+
+    def timer(self) -> Timer:
+        """A new timer for one sleeper."""
+
+
+class _SystemTimer:
+    async def sleep_until(self, deadline: float) -> None:
+        # wall time and the loop's monotonic timer may disagree by a hair: re-check
+        while (remaining := deadline - time.time()) > 0:  # noqa: ASYNC110
+            await anyio.sleep(remaining)
+
+    def close(self) -> None:
+        pass
+
+
+class SystemClock:
+    """Wall-clock time (``time.time()``), the default clock."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def timer(self) -> Timer:
+        return _SystemTimer()
+
+
+class _ManualTimer:
+    """A sleeper of a manual clock: asleep (with a deadline), awake, or closed."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self._clock = clock
+        self.deadline: float | None = None
+        self.closed = False
+        self._wake = anyio.Event()
+
+    @property
+    def awake(self) -> bool:
+        return self.deadline is None and not self.closed
+
+    async def sleep_until(self, deadline: float) -> None:
+        if self.closed:
+            raise RuntimeError("sleep_until() on a closed timer")
+        if deadline <= self._clock.now() + _GRID_TOLERANCE:
+            await anyio.lowlevel.checkpoint()
+            return
+        self._wake = anyio.Event()
+        self.deadline = deadline
+        self._clock._changed()
+        try:
+            await self._wake.wait()
+        finally:
+            self.deadline = None
+
+    def wake(self) -> None:
+        self.deadline = None
+        self._wake.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.deadline = None
+        self._clock._changed()
+
+
+class ManualClock:
+    """A clock that moves only when told to, for exact and instant tests.
+
+    Example::
+
+        clock = ManualClock()
+        async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+            ...
+            ssc.start()
+            await clock.advance(2.0)   # batches at 1.0 and 2.0 are done here
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+        self._timers: list[_ManualTimer] = []
+        self._change = anyio.Event()
+
+    def now(self) -> float:
+        return self._now
+
+    def timer(self) -> Timer:
+        timer = _ManualTimer(self)
+        self._timers.append(timer)
+        return timer
+
+    def _changed(self) -> None:
+        self._timers = [t for t in self._timers if not t.closed]
+        self._change.set()
+
+    async def _settle(self) -> None:
+        """Wait until every sleeper is asleep again or closed."""
+        while any(t.awake for t in self._timers):
+            self._change = anyio.Event()
+            await self._change.wait()
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``.
+
+        Returns once every batch due by the new time has been processed: each
+        sleeper whose deadline passes is woken at its deadline, in order, and
+        the clock waits for it to sleep again before moving on. Cancellation
+        leaves the clock at the last deadline reached.
+
+        Raises:
+            ValueError: if ``seconds`` is negative or not finite.
+        """
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"advance() takes a finite duration >= 0, not {seconds!r}")
+        target = self._now + seconds
+        while True:
+            await self._settle()
+            due = [t.deadline for t in self._timers if t.deadline is not None]
+            due = [d for d in due if d <= target + _GRID_TOLERANCE]
+            if not due:
+                break
+            self._now = max(self._now, min(due))
+            for t in self._timers:
+                if t.deadline is not None and t.deadline <= self._now + _GRID_TOLERANCE:
+                    t.wake()
+        self._now = max(self._now, target)

@@ -1,0 +1,479 @@
+"""StreamingContext: the entry point, the graph registry and the lifecycle.
+
+Use it as an async context manager inside your own asyncio program::
+
+    async with StreamingContext(batch_interval=1.0) as ssc:
+        lines = ssc.queue_stream([["a b", "b c"]])
+        lines.flat_map(str.split).count_by_value().pprint()
+        ssc.start()
+        await ssc.await_termination(timeout=5)
+
+Leaving the block stops the context gracefully (receivers stop, what they
+buffered is processed, the last batch finishes). An error in a receiver or a job
+stops the context and is raised out of the block, and out of
+``await_termination()`` when something is waiting there.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import AsyncIterable, Generator, Iterable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from .buffer import ChunkBuffer
+from .clock import Clock, SystemClock
+from .dstream import DStream
+from .errors import ConfigurationError, ContextStateError
+from .executors import InlineExecutor
+from .functions import check_positive_int
+from .graph import Graph, QueueInputNode, ReceiverInputNode, UnionNode, check_queue_item
+from .listener import BatchInfo, ReceiverInfo, StreamingListener
+from .receiver import Receiver, ReceiverOutput, supervise
+from .scheduler import Scheduler, notify
+from .sources import AsyncIterableReceiver
+
+__all__ = ["ContextState", "StreamingContext"]
+
+T = TypeVar("T")
+
+
+class ContextState(enum.Enum):
+    """Where a context is in its life (Spark's ``StreamingContextState``)."""
+
+    INITIALIZED = "initialized"
+    ACTIVE = "active"
+    STOPPED = "stopped"
+
+
+class _Completion:
+    """What ``start()`` and ``stop()`` return: already acted on, awaitable to wait.
+
+    ``ssc.stop()`` requests the stop at once; ``await ssc.stop()`` also waits
+    until the context has terminated.
+    """
+
+    def __init__(self, wait: Any) -> None:
+        self._wait = wait
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._wait().__await__()
+
+
+def _check_duration(value: Any, what: str, *, allow_zero: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and math.isfinite(value) and (value > 0 or (allow_zero and value == 0)):
+        return float(value)
+    bound = ">= 0" if allow_zero else "> 0"
+    msg = f"{what} must be a finite number of seconds {bound}, not {value!r}"
+    raise ConfigurationError(msg)
+
+
+class StreamingContext:
+    """The entry point of streamio: builds the DStream graph and runs it.
+
+    Args:
+        batch_interval: seconds between batches (float > 0).
+        clock: where time comes from; the system clock by default,
+            :class:`~streamio.ManualClock` in tests.
+        buffer_capacity: default capacity, in records, of each receiver's buffer.
+        partition_size: most records per partition of an input batch.
+        max_receiver_restarts: how often a failing receiver is restarted before
+            its error stops the context.
+        receiver_restart_backoff: seconds before the first restart (doubling).
+        stop_timeout: seconds a graceful stop may take before it turns hard.
+
+    Raises:
+        ConfigurationError: for any invalid argument.
+    """
+
+    def __init__(
+        self,
+        batch_interval: float,
+        *,
+        clock: Clock | None = None,
+        buffer_capacity: int = 10_000,
+        partition_size: int = 10_000,
+        max_receiver_restarts: int = 3,
+        receiver_restart_backoff: float = 0.1,
+        stop_timeout: float = 30.0,
+    ) -> None:
+        self._interval = _check_duration(batch_interval, "batch_interval")
+        if clock is not None and not isinstance(clock, Clock):
+            msg = f"clock must have now() and timer() (see streamio.clock.Clock), not {clock!r}"
+            raise ConfigurationError(msg)
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._buffer_capacity = check_positive_int(buffer_capacity, "buffer_capacity")
+        partition_size = check_positive_int(partition_size, "partition_size")
+        if isinstance(max_receiver_restarts, bool) or not isinstance(max_receiver_restarts, int):
+            raise ConfigurationError("max_receiver_restarts must be a whole number >= 0")
+        if max_receiver_restarts < 0:
+            raise ConfigurationError("max_receiver_restarts must be a whole number >= 0")
+        self._max_restarts = max_receiver_restarts
+        self._backoff = _check_duration(
+            receiver_restart_backoff, "receiver_restart_backoff", allow_zero=True
+        )
+        self._stop_timeout = _check_duration(stop_timeout, "stop_timeout")
+        self._graph = Graph(self._interval, partition_size)
+        self._listeners: list[StreamingListener] = []
+        self._remember = 0.0
+        self._state = ContextState.INITIALIZED
+        self._task_group: TaskGroup | None = None
+        self._scheduler: Scheduler | None = None
+        self._runtime_scope: anyio.CancelScope | None = None
+        self._receivers_scope: anyio.CancelScope | None = None
+        self._receivers_done = anyio.Event()
+        self._started = anyio.Event()
+        self._terminated = anyio.Event()
+        self._graceful = True
+        self._error: BaseException | None = None
+        self._error_raised = False
+        self._waiters = 0
+
+    # -- properties -------------------------------------------------------
+
+    @property
+    def batch_interval(self) -> float:
+        return self._interval
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def state(self) -> ContextState:
+        return self._state
+
+    @property
+    def last_batch(self) -> BatchInfo | None:
+        """Metrics of the last completed batch, None before the first."""
+        return None if self._scheduler is None else self._scheduler.last_batch
+
+    # -- building the graph --------------------------------------------------
+
+    def queue_stream(
+        self,
+        queue: Any,
+        one_at_a_time: bool = True,
+        default: Iterable[Any] | None = None,
+        *,
+        name: str | None = None,
+    ) -> DStream[Any]:
+        """A stream whose batches come from a queue of record collections (Spark's
+        ``queueStream``).
+
+        Each tick takes the next item of ``queue`` (a list, ``collections.deque``
+        or ``asyncio.Queue`` of lists of records) as that batch's records; with
+        ``one_at_a_time=False`` it takes every queued item. Items may be added
+        after start. When the queue is empty the batch holds ``default``'s
+        records, or nothing. Queued items are not "received" data: a graceful
+        stop leaves unconsumed items in the queue.
+
+        >>> import operator
+        >>> async def main():
+        ...     clock = ManualClock()
+        ...     async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ...         ssc.queue_stream([[1, 2], [3]]).reduce(operator.add).pprint()
+        ...         ssc.start()
+        ...         await clock.advance(2.0)
+        >>> run(main(), use_uvloop=False)
+        -------------------------------------------
+        Time: 1.0
+        -------------------------------------------
+        3
+        <BLANKLINE>
+        -------------------------------------------
+        Time: 2.0
+        -------------------------------------------
+        3
+        <BLANKLINE>
+        """
+        if not any(hasattr(queue, attr) for attr in ("popleft", "get_nowait", "pop")):
+            msg = (
+                "queue_stream() needs a list, collections.deque or asyncio.Queue of "
+                f"record collections, not {type(queue).__name__}"
+            )
+            raise ConfigurationError(msg)
+        if isinstance(queue, (list, tuple)) or hasattr(queue, "popleft"):
+            for item in queue:
+                check_queue_item(item, name or "queue_stream")
+        if default is not None:
+            default = list(check_queue_item(default, name or "queue_stream"))
+        node = QueueInputNode(self._graph, queue, bool(one_at_a_time), default, name)
+        return DStream(self, node)
+
+    def receiver_stream(
+        self,
+        receiver: Receiver[T],
+        *,
+        name: str | None = None,
+        buffer_capacity: int | None = None,
+        max_rate: float | None = None,
+    ) -> DStream[T]:
+        """A stream fed by ``receiver`` (Spark's ``receiverStream``).
+
+        Args:
+            receiver: any :class:`~streamio.Receiver`.
+            name: the stream's name (in metrics and errors).
+            buffer_capacity: records its buffer holds before the receiver waits.
+            max_rate: most records per second a batch takes from the buffer; the
+                rest waits for later batches (and the receiver waits).
+        """
+        if not isinstance(receiver, Receiver):
+            msg = (
+                f"receiver_stream() needs a streamio.Receiver, not {type(receiver).__name__}; "
+                "subclass Receiver or use from_async_iterable()"
+            )
+            raise ConfigurationError(msg)
+        capacity = self._buffer_capacity if buffer_capacity is None else buffer_capacity
+        buffer: ChunkBuffer[T] = ChunkBuffer(capacity)
+        cap = None
+        if max_rate is not None:
+            rate = _check_duration(max_rate, "max_rate")
+            cap = max(1, int(rate * self._interval))
+        node = ReceiverInputNode(self._graph, receiver, buffer, cap, name)
+        return DStream(self, node)
+
+    def from_async_iterable(
+        self,
+        iterable: AsyncIterable[T],
+        *,
+        name: str | None = None,
+        buffer_capacity: int | None = None,
+        max_rate: float | None = None,
+    ) -> DStream[T]:
+        """A stream of the items of an async iterable (an async generator, a channel).
+
+        Each item is one record. The iterable is read by a receiver task as fast
+        as the buffer allows.
+        """
+        if not isinstance(iterable, AsyncIterable):
+            msg = f"from_async_iterable() needs an async iterable, not {type(iterable).__name__}"
+            raise ConfigurationError(msg)
+        return self.receiver_stream(
+            AsyncIterableReceiver(iterable),
+            name=name,
+            buffer_capacity=buffer_capacity,
+            max_rate=max_rate,
+        )
+
+    def union(self, *streams: DStream[Any], name: str | None = None) -> DStream[Any]:
+        """The records of several streams of this context in one stream."""
+        if not streams:
+            raise ConfigurationError("union() needs at least one stream")
+        nodes = tuple(self._own(stream, "union") for stream in streams)
+        return DStream(self, UnionNode(self._graph, nodes, name))
+
+    def _own(self, stream: Any, operator: str) -> Any:
+        if not isinstance(stream, DStream):
+            raise ConfigurationError(f"{operator}() takes DStreams, not {type(stream).__name__}")
+        if stream.context is not self:
+            raise ConfigurationError(f"{operator}(): the stream belongs to another context")
+        return stream._node
+
+    def add_listener(self, listener: StreamingListener) -> None:
+        """Register a listener for batch and receiver events.
+
+        Any object works; the callbacks it lacks are skipped.
+        """
+        self._listeners.append(listener)
+
+    def remember(self, duration: float) -> None:
+        """Keep each stream's computed batches for ``duration`` seconds.
+
+        By default a batch is dropped once its outputs have run.
+        """
+        self._remember = max(self._remember, _check_duration(duration, "remember duration"))
+        if self._scheduler is not None:
+            self._scheduler.remember = self._remember
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def __aenter__(self) -> StreamingContext:
+        if self._task_group is not None:
+            raise ContextStateError("a StreamingContext can be entered only once")
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._task_group is not None
+        if self._state is ContextState.ACTIVE:
+            self._request_stop(graceful=exc_type is None)
+        try:
+            suppressed = await self._task_group.__aexit__(exc_type, exc, tb)
+        finally:
+            self._state = ContextState.STOPPED
+        if self._error is not None and not self._error_raised:
+            self._error_raised = True
+            raise self._error
+        return suppressed
+
+    def start(self) -> _Completion:
+        """Start receiving and processing.
+
+        Returns at once; ``await ssc.start()`` also waits until every receiver has
+        opened (the first batch always comes after that).
+
+        Raises:
+            ConfigurationError: when no output operation is registered.
+            ContextStateError: when started twice, or outside ``async with``.
+        """
+        if self._state is not ContextState.INITIALIZED:
+            raise ContextStateError(f"start() on a context that is {self._state.value}; "
+                                    "a context can be started only once")
+        if self._task_group is None:
+            msg = "start() needs a running context: use `async with StreamingContext(...) as ssc`"
+            raise ContextStateError(msg)
+        if not self._graph.outputs:
+            msg = (
+                "no output operation registered: add one (foreach_batch, pprint, ...) to "
+                "a stream before start(), otherwise nothing would be computed"
+            )
+            raise ConfigurationError(msg)
+        self._graph.frozen = True
+        self._graph.prepare()
+        self._graph.executor = InlineExecutor()
+        self._scheduler = Scheduler(self._graph, self._clock, self._listeners)
+        self._scheduler.remember = self._remember
+        timer = self._clock.timer()
+        first_index = self._scheduler.first_index()
+        self._state = ContextState.ACTIVE
+        self._task_group.start_soon(self._run, timer, first_index)
+        return _Completion(self._started.wait)
+
+    def stop(self, graceful: bool = True) -> _Completion:
+        """Stop the context.
+
+        Graceful (the default): receivers stop, the records they buffered are
+        processed in final batches (cut at once, at the next grid times), and the
+        batch in progress finishes. Otherwise the runtime is cancelled now and
+        buffered records are dropped.
+
+        Returns at once; ``await ssc.stop()`` also waits until the context has
+        terminated (awaiting it from inside an output job does not wait, since
+        that job is part of what must finish).
+        """
+        if self._state is ContextState.ACTIVE:
+            self._request_stop(graceful)
+        elif self._state is ContextState.INITIALIZED:
+            self._state = ContextState.STOPPED
+            self._terminated.set()
+        return _Completion(self._wait_stopped)
+
+    async def _wait_stopped(self) -> None:
+        scheduler_task = getattr(self, "_scheduler_task", None)
+        if scheduler_task is not None and anyio.get_current_task().id == scheduler_task:
+            return
+        await self._terminated.wait()
+
+    def _request_stop(self, graceful: bool) -> None:
+        self._graceful = self._graceful and graceful
+        assert self._scheduler is not None
+        if graceful:
+            self._scheduler.request_stop()
+        elif self._runtime_scope is not None:
+            self._runtime_scope.cancel()
+        else:
+            self._scheduler.request_stop()
+
+    async def await_termination(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        """Wait until the context stops; True if it did, False after ``timeout``.
+
+        Raises:
+            the error that stopped the context (OperatorError, ReceiverError, ...).
+            ContextStateError: if the context was never started.
+        """
+        if self._state is ContextState.INITIALIZED:
+            raise ContextStateError("await_termination() before start(): call ssc.start() first")
+        self._waiters += 1
+        try:
+            with anyio.move_on_after(timeout):
+                await self._terminated.wait()
+        finally:
+            self._waiters -= 1
+        if not self._terminated.is_set():
+            return False
+        if self._error is not None and not self._error_raised:
+            self._error_raised = True
+            raise self._error
+        return True
+
+    async def _run(self, timer: Any, first_index: int) -> None:
+        """The runtime: receivers and scheduler, in a task group of their own.
+
+        Never raises: an error is kept for ``await_termination()`` and the block's
+        exit, and interrupts the ``async with`` body unless someone awaits it.
+        """
+        assert self._scheduler is not None and self._task_group is not None
+        scheduler = self._scheduler
+        self._scheduler_task = anyio.get_current_task().id
+        try:
+            with anyio.CancelScope() as self._runtime_scope:
+                async with anyio.create_task_group() as runtime:
+                    await runtime.start(self._run_receivers)
+                    self._started.set()
+                    await scheduler.run(
+                        timer, first_index, lambda: self._graceful, self._stop_receivers
+                    )
+                    runtime.cancel_scope.cancel()
+        except Exception as exc:
+            self._error = _single(exc)
+        finally:
+            timer.close()
+            self._started.set()
+            self._state = ContextState.STOPPED
+            self._terminated.set()
+        if self._error is not None and self._waiters == 0:
+            self._task_group.cancel_scope.cancel()
+
+    async def _run_receivers(self, *, task_status: TaskStatus[None]) -> None:
+        """Start every receiver (waiting until each has opened), then supervise them."""
+        try:
+            with anyio.CancelScope() as self._receivers_scope:
+                async with anyio.create_task_group() as receivers:
+                    for node in self._graph.nodes:
+                        if isinstance(node, ReceiverInputNode):
+                            await receivers.start(self._supervise, node)
+                    task_status.started()
+        finally:
+            self._receivers_done.set()
+
+    async def _supervise(self, node: ReceiverInputNode, *, task_status: TaskStatus[None]) -> None:
+        listeners = self._listeners
+
+        async def on_event(event: str, info: ReceiverInfo) -> None:
+            await notify(listeners, f"on_receiver_{event}", info)
+
+        await supervise(
+            node.receiver,
+            ReceiverOutput(node.buffer),
+            stream=node.name,
+            max_restarts=self._max_restarts,
+            backoff=self._backoff,
+            notify=on_event,
+            task_status=task_status,
+        )
+
+    async def _stop_receivers(self) -> None:
+        if self._receivers_scope is not None:
+            self._receivers_scope.cancel()
+        with anyio.move_on_after(self._stop_timeout):
+            await self._receivers_done.wait()
+
+
+def _single(exc: BaseException) -> BaseException:
+    """The one error inside nested exception groups, or the group itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+

@@ -1,0 +1,557 @@
+"""DStream: a continuous stream as a sequence of batches, and its operators.
+
+Operators build a lazy graph (nothing runs until ``ssc.start()``); each returns a
+new DStream. Narrow operators (map, flat_map, filter, map_partitions, glom,
+map_values, flat_map_values) are fused into one function per partition; key
+operators combine map-side per partition before merging by key hash. Names follow
+PySpark's DStream API in snake_case (README has the table).
+
+The examples run ``collect(build, batches)``: it feeds ``batches`` through a queue
+stream, applies ``build`` and returns each batch's records (see
+:func:`streamio.testing.collect_batches`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator as _operator
+from collections import Counter
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
+from functools import partial
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from .batch import combine_partition, concat_lists, group_partition, reduce_partition
+from .errors import ConfigurationError
+from .functions import (
+    accepts,
+    check_async_function,
+    check_function,
+    check_positive_int,
+    describe,
+)
+from .graph import (
+    AsyncMapNode,
+    CogroupNode,
+    CountNode,
+    NarrowNode,
+    Node,
+    OutputOperation,
+    ReduceNode,
+    RepartitionNode,
+    ShuffleNode,
+    TransformNode,
+    UnionNode,
+)
+
+if TYPE_CHECKING:
+    from .context import StreamingContext
+
+__all__ = ["DStream"]
+
+T = TypeVar("T")
+U = TypeVar("U")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+W = TypeVar("W")
+C = TypeVar("C")
+
+
+def _check_partitions(num_partitions: int | None) -> int | None:
+    if num_partitions is None:
+        return None
+    return check_positive_int(num_partitions, "num_partitions")
+
+
+def _join_pairs(
+    kind: str,
+) -> Callable[[tuple[list[Any], list[Any]]], Iterable[tuple[Any, Any]]]:
+    def left(groups: tuple[list[Any], list[Any]]) -> Iterable[tuple[Any, Any]]:
+        return [(v, w) for v in groups[0] for w in (groups[1] or [None])]
+
+    def right(groups: tuple[list[Any], list[Any]]) -> Iterable[tuple[Any, Any]]:
+        return [(v, w) for v in (groups[0] or [None]) for w in groups[1]]
+
+    def inner(groups: tuple[list[Any], list[Any]]) -> Iterable[tuple[Any, Any]]:
+        return [(v, w) for v in groups[0] for w in groups[1]]
+
+    def full(groups: tuple[list[Any], list[Any]]) -> Iterable[tuple[Any, Any]]:
+        return [(v, w) for v in (groups[0] or [None]) for w in (groups[1] or [None])]
+
+    return {"join": inner, "left": left, "right": right, "full": full}[kind]
+
+
+class DStream(Generic[T]):
+    """A discretized stream: one batch of records of type ``T`` per batch time.
+
+    DStreams are immutable nodes of a lazy graph: operators return new streams
+    and start nothing. Every operator takes an optional ``name=`` (used in
+    metrics and error messages); default names are generated and unique.
+    """
+
+    __slots__ = ("_context", "_node")
+
+    def __init__(self, context: StreamingContext, node: Node) -> None:
+        self._context = context
+        self._node = node
+
+    @property
+    def context(self) -> StreamingContext:
+        """The StreamingContext this stream belongs to."""
+        return self._context
+
+    @property
+    def name(self) -> str:
+        """This stream's unique name."""
+        return self._node.name
+
+    def __repr__(self) -> str:
+        return f"<DStream {self.name}>"
+
+    def _wrap(self, node: Node) -> DStream[Any]:
+        return DStream(self._context, node)
+
+    def _narrow(
+        self,
+        kind: str,
+        fn: Callable[[Iterable[Any]], Iterable[Any]],
+        user_fn: Any,
+        name: str | None,
+    ) -> DStream[Any]:
+        return self._wrap(NarrowNode(self._node, kind, fn, user_fn, name))
+
+    def _other(self, other: Any, operator: str) -> Node:
+        return self._context._own(other, operator)
+
+    # -- narrow operators ------------------------------------------------------
+
+    def map(self, f: Callable[[T], U], *, name: str | None = None) -> DStream[U]:
+        """Apply ``f`` to every record.
+
+        >>> collect(lambda s: s.map(lambda x: x * 10), [[1, 2], [3]])
+        [[10, 20], [30]]
+        """
+        check_function(f, "map", 1)
+        return self._narrow("map", partial(map, f), f, name)
+
+    def flat_map(self, f: Callable[[T], Iterable[U]], *, name: str | None = None) -> DStream[U]:
+        """Apply ``f`` to every record and flatten the iterables it returns.
+
+        >>> collect(lambda s: s.flat_map(str.split), [["a b", "c"]])
+        [['a', 'b', 'c']]
+        """
+        check_function(f, "flat_map", 1)
+
+        def flat_map(records: Iterable[T]) -> Iterator[U]:
+            return itertools.chain.from_iterable(map(f, records))
+
+        return self._narrow("flat_map", flat_map, f, name)
+
+    def filter(self, f: Callable[[T], Any], *, name: str | None = None) -> DStream[T]:
+        """Keep the records for which ``f`` is true.
+
+        >>> collect(lambda s: s.filter(lambda x: x % 2), [[1, 2, 3]])
+        [[1, 3]]
+        """
+        check_function(f, "filter", 1)
+        return self._narrow("filter", partial(filter, f), f, name)
+
+    def map_partitions(
+        self, f: Callable[[Iterator[T]], Iterable[U]], *, name: str | None = None
+    ) -> DStream[U]:
+        """Apply ``f`` to an iterator over each partition; it returns the new records.
+
+        >>> collect(lambda s: s.map_partitions(lambda it: [sum(it)]), [[1, 2, 3]])
+        [[6]]
+        """
+        check_function(f, "map_partitions", 1)
+
+        def map_partitions(records: Iterable[T]) -> Iterable[U]:
+            return f(iter(records))
+
+        return self._narrow("map_partitions", map_partitions, f, name)
+
+    def glom(self, *, name: str | None = None) -> DStream[list[T]]:
+        """Turn each partition into one record: the list of its records.
+
+        >>> collect(lambda s: s.glom(), [[1, 2]])
+        [[[1, 2]]]
+        """
+        return self._narrow("glom", lambda records: [list(records)], None, name)
+
+    def map_values(
+        self: DStream[tuple[K, V]], f: Callable[[V], U], *, name: str | None = None
+    ) -> DStream[tuple[K, U]]:
+        """Apply ``f`` to the value of every (key, value) record, keeping the key.
+
+        >>> collect(lambda s: s.map_values(len), [[("a", "xyz")]])
+        [[('a', 3)]]
+        """
+        check_function(f, "map_values", 1)
+
+        def map_values(pairs: Iterable[tuple[K, V]]) -> Iterator[tuple[K, U]]:
+            return ((key, f(value)) for key, value in pairs)
+
+        return self._narrow("map_values", map_values, f, name)
+
+    def flat_map_values(
+        self: DStream[tuple[K, V]], f: Callable[[V], Iterable[U]], *, name: str | None = None
+    ) -> DStream[tuple[K, U]]:
+        """Like :meth:`map_values` with ``f`` returning several values per record.
+
+        >>> collect(lambda s: s.flat_map_values(str.split), [[("a", "x y")]])
+        [[('a', 'x'), ('a', 'y')]]
+        """
+        check_function(f, "flat_map_values", 1)
+
+        def flat_map_values(pairs: Iterable[tuple[K, V]]) -> Iterator[tuple[K, U]]:
+            return ((key, item) for key, value in pairs for item in f(value))
+
+        return self._narrow("flat_map_values", flat_map_values, f, name)
+
+    # -- whole-batch and structural operators ----------------------------------
+
+    def repartition(self, num_partitions: int, *, name: str | None = None) -> DStream[T]:
+        """Spread each batch's records evenly over ``num_partitions`` partitions.
+
+        >>> collect(lambda s: s.repartition(2).glom(), [[1, 2, 3]])
+        [[[1, 2], [3]]]
+        """
+        count = check_positive_int(num_partitions, "repartition(num_partitions)")
+        return self._wrap(RepartitionNode(self._node, count, name))
+
+    def union(self, *others: DStream[T], name: str | None = None) -> DStream[T]:
+        """The records of this stream and of ``others``, in each batch.
+
+        >>> collect(lambda s: s.union(s.map(str)), [[1]])
+        [[1, '1']]
+        """
+        if not others:
+            raise ConfigurationError("union() needs at least one other stream")
+        nodes = (self._node, *(self._other(o, "union") for o in others))
+        return self._wrap(UnionNode(self._node.graph, nodes, name))
+
+    def count(self, *, name: str | None = None) -> DStream[int]:
+        """One record per batch: the number of records in it (0 for an empty batch).
+
+        >>> collect(lambda s: s.count(), [[1, 2], []])
+        [[2], [0]]
+        """
+        return self._wrap(CountNode(self._node.graph, (self._node,), name))
+
+    def reduce(self, func: Callable[[T, T], T], *, name: str | None = None) -> DStream[T]:
+        """One record per non-empty batch: its records combined with ``func``.
+
+        >>> import operator
+        >>> collect(lambda s: s.reduce(operator.add), [[1, 2, 3], []])
+        [[6], []]
+        """
+        check_function(func, "reduce", 2)
+        return self._wrap(ReduceNode(self._node, func, name))
+
+    def transform(
+        self, func: Callable[..., Iterable[U]], *, name: str | None = None
+    ) -> DStream[U]:
+        """Apply ``func`` to each batch's list of records: ``func(records)`` or
+        ``func(batch_time, records)``; it returns the batch's new records (an
+        iterable, or an awaitable of one).
+
+        >>> collect(lambda s: s.transform(sorted), [[3, 1, 2]])
+        [[1, 2, 3]]
+        >>> collect(lambda s: s.transform(lambda t, rs: [(t, len(rs))]), [[3, 1]])
+        [[(1.0, 2)]]
+        """
+        with_time = _with_time(func, "transform", 1)
+        return self._wrap(TransformNode((self._node,), func, with_time, name))
+
+    def transform_with(
+        self,
+        func: Callable[..., Iterable[U]],
+        other: DStream[Any],
+        *,
+        name: str | None = None,
+    ) -> DStream[U]:
+        """Combine each batch of this stream and of ``other`` with
+        ``func(records, other_records)`` or ``func(batch_time, records, other_records)``.
+
+        The arguments may also be given as ``transform_with(other, func)``.
+
+        >>> collect(lambda s: s.transform_with(lambda a, b: a + b, s.map(str)), [[1]])
+        [[1, '1']]
+        """
+        if isinstance(func, DStream) and callable(other):
+            func, other = other, func  # type: ignore[assignment]
+        other_node = self._other(other, "transform_with")
+        with_time = _with_time(func, "transform_with", 2)
+        return self._wrap(TransformNode((self._node, other_node), func, with_time, name))
+
+    def map_async(
+        self,
+        f: Callable[[T], Awaitable[U]],
+        *,
+        concurrency: int = 10,
+        name: str | None = None,
+    ) -> DStream[U]:
+        """Apply an async function to every record (an HTTP call, a database lookup),
+        with at most ``concurrency`` calls in flight; results keep the records' order.
+
+        >>> async def double(x):
+        ...     return 2 * x
+        >>> collect(lambda s: s.map_async(double, concurrency=2), [[1, 2, 3]])
+        [[2, 4, 6]]
+        """
+        check_async_function(f, "map_async", 1)
+        count = check_positive_int(concurrency, "map_async(concurrency)")
+        return self._wrap(AsyncMapNode(self._node, f, count, name))
+
+    def then(self, operator: Callable[..., DStream[U]], *args: Any, **kwargs: Any) -> DStream[U]:
+        """Apply a user-defined operator: ``operator(self, *args, **kwargs)``.
+
+        The one way to plug in operators of your own while keeping the chain.
+
+        >>> def evens(stream):
+        ...     return stream.filter(lambda x: x % 2 == 0)
+        >>> collect(lambda s: s.then(evens), [[1, 2, 3, 4]])
+        [[2, 4]]
+        """
+        check_function(operator, "then", 1 + len(args))
+        result = operator(self, *args, **kwargs)
+        if not isinstance(result, DStream):
+            msg = f"then(): the operator must return a DStream, not {type(result).__name__}"
+            raise ConfigurationError(msg)
+        return result
+
+    # -- key operators -------------------------------------------------------------
+
+    def combine_by_key(
+        self: DStream[tuple[K, V]],
+        create_combiner: Callable[[V], C],
+        merge_value: Callable[[C, V], C],
+        merge_combiners: Callable[[C, C], C],
+        num_partitions: int | None = None,
+        *,
+        name: str | None = None,
+    ) -> DStream[tuple[K, C]]:
+        """Per key, build a combiner from the first value, fold in the others, then
+        merge the combiners of different partitions.
+
+        >>> collect(lambda s: s.combine_by_key(lambda v: [v], lambda c, v: c + [v],
+        ...                                    lambda a, b: a + b), [[("a", 1), ("a", 2)]])
+        [[('a', [1, 2])]]
+        """
+        check_function(create_combiner, "combine_by_key", 1)
+        check_function(merge_value, "combine_by_key", 2)
+        check_function(merge_combiners, "combine_by_key", 2)
+        return self._wrap(
+            ShuffleNode(
+                self._node,
+                "combine_by_key",
+                partial(combine_partition, create_combiner, merge_value),
+                merge_combiners,
+                (create_combiner, merge_value, merge_combiners),
+                _check_partitions(num_partitions),
+                name,
+            )
+        )
+
+    def reduce_by_key(
+        self: DStream[tuple[K, V]],
+        func: Callable[[V, V], V],
+        num_partitions: int | None = None,
+        *,
+        name: str | None = None,
+    ) -> DStream[tuple[K, V]]:
+        """Combine the values of each key with ``func`` (map-side first).
+
+        >>> import operator
+        >>> collect(lambda s: s.reduce_by_key(operator.add), [[("a", 1), ("a", 2)]])
+        [[('a', 3)]]
+        """
+        check_function(func, "reduce_by_key", 2)
+        return self._wrap(
+            ShuffleNode(
+                self._node,
+                "reduce_by_key",
+                partial(reduce_partition, func),
+                func,
+                (func,),
+                _check_partitions(num_partitions),
+                name,
+            )
+        )
+
+    def group_by_key(
+        self: DStream[tuple[K, V]], num_partitions: int | None = None, *, name: str | None = None
+    ) -> DStream[tuple[K, list[V]]]:
+        """``(key, [values])`` for every key of the batch.
+
+        >>> collect(lambda s: s.group_by_key(), [[("a", 1), ("a", 2)]])
+        [[('a', [1, 2])]]
+        """
+        return self._wrap(
+            ShuffleNode(
+                self._node,
+                "group_by_key",
+                group_partition,
+                concat_lists,
+                (),
+                _check_partitions(num_partitions),
+                name,
+            )
+        )
+
+    def count_by_value(
+        self, num_partitions: int | None = None, *, name: str | None = None
+    ) -> DStream[tuple[T, int]]:
+        """``(value, count)`` for every distinct record of the batch.
+
+        >>> collect(lambda s: s.count_by_value(), [["a", "b", "a"]])
+        [[('a', 2), ('b', 1)]]
+        """
+        return self._wrap(
+            ShuffleNode(
+                self._node,
+                "count_by_value",
+                Counter,
+                _operator.add,
+                (),
+                _check_partitions(num_partitions),
+                name,
+            )
+        )
+
+    def cogroup(
+        self: DStream[tuple[K, V]],
+        other: DStream[tuple[K, W]],
+        num_partitions: int | None = None,
+        *,
+        name: str | None = None,
+    ) -> DStream[tuple[K, tuple[list[V], list[W]]]]:
+        """``(key, (values here, values in other))`` for every key of either stream.
+
+        >>> collect(lambda s: s.cogroup(s.map_values(str)), [[("a", 1)]])
+        [[('a', ([1], ['1']))]]
+        """
+        other_node = self._other(other, "cogroup")
+        return self._wrap(
+            CogroupNode(self._node, other_node, _check_partitions(num_partitions), name)
+        )
+
+    def _join(
+        self, kind: str, other: DStream[Any], num_partitions: int | None, name: str | None
+    ) -> DStream[Any]:
+        operator = {"join": "join", "left": "left_outer_join", "right": "right_outer_join",
+                    "full": "full_outer_join"}[kind]
+        grouped = CogroupNode(
+            self._node, self._other(other, operator), _check_partitions(num_partitions), None
+        )
+        pairs = _join_pairs(kind)
+
+        def join(records: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
+            return ((key, pair) for key, groups in records for pair in pairs(groups))
+
+        return self._wrap(NarrowNode(grouped, operator, join, None, name))
+
+    def join(
+        self: DStream[tuple[K, V]],
+        other: DStream[tuple[K, W]],
+        num_partitions: int | None = None,
+        *,
+        name: str | None = None,
+    ) -> DStream[tuple[K, tuple[V, W]]]:
+        """``(key, (v, w))`` for every pair of values of a key present in both streams.
+
+        >>> collect(lambda s: s.join(s.map_values(str)), [[("a", 1)]])
+        [[('a', (1, '1'))]]
+        """
+        return self._join("join", other, num_partitions, name)
+
+    def left_outer_join(
+        self: DStream[tuple[K, V]],
+        other: DStream[tuple[K, W]],
+        num_partitions: int | None = None,
+        *,
+        name: str | None = None,
+    ) -> DStream[tuple[K, tuple[V, W | None]]]:
+        """Like :meth:`join`, keeping keys missing from ``other`` with ``None``.
+
+        >>> collect(lambda s: s.left_outer_join(s.filter(lambda kv: kv[1] > 1)),
+        ...         [[("a", 1)]])
+        [[('a', (1, None))]]
+        """
+        return self._join("left", other, num_partitions, name)
+
+    def right_outer_join(
+        self: DStream[tuple[K, V]],
+        other: DStream[tuple[K, W]],
+        num_partitions: int | None = None,
+        *,
+        name: str | None = None,
+    ) -> DStream[tuple[K, tuple[V | None, W]]]:
+        """Like :meth:`join`, keeping keys missing from this stream with ``None``.
+
+        >>> collect(lambda s: s.filter(lambda kv: kv[1] > 1).right_outer_join(s),
+        ...         [[("a", 1)]])
+        [[('a', (None, 1))]]
+        """
+        return self._join("right", other, num_partitions, name)
+
+    def full_outer_join(
+        self: DStream[tuple[K, V]],
+        other: DStream[tuple[K, W]],
+        num_partitions: int | None = None,
+        *,
+        name: str | None = None,
+    ) -> DStream[tuple[K, tuple[V | None, W | None]]]:
+        """Like :meth:`join`, keeping keys of either side with ``None`` for the other.
+
+        >>> collect(lambda s: s.full_outer_join(s.filter(lambda kv: kv[1] > 1)),
+        ...         [[("a", 1)]])
+        [[('a', (1, None))]]
+        """
+        return self._join("full", other, num_partitions, name)
+
+    # -- output operations ----------------------------------------------------------
+
+    def foreach_batch(
+        self, fn: Callable[..., Any], *, name: str | None = None
+    ) -> None:
+        """Call ``fn(batch_time, records)`` (or ``fn(records)``) for every batch.
+
+        ``fn`` may be ``async def``; the batch counts as done when it returns.
+        Output operations run in registration order, one batch after the other.
+        """
+        with_time = _with_time(fn, "foreach_batch", 1)
+        call = fn if with_time else (lambda time, records: fn(records))
+        OutputOperation(self._node, call, "foreach_batch", name, user_fn=fn)
+
+    def pprint(self, num: int = 10, *, name: str | None = None) -> None:
+        """Print the first ``num`` records of every batch, in Spark's format.
+
+        A ``Time: <batch time>`` header between dashed lines, one record per line,
+        ``...`` when the batch holds more, then an empty line.
+        """
+        limit = check_positive_int(num, "pprint(num)")
+
+        def print_batch(time: float, records: list[Any]) -> None:
+            lines = ["-------------------------------------------", f"Time: {time}",
+                     "-------------------------------------------"]
+            lines.extend(str(record) for record in records[:limit])
+            if len(records) > limit:
+                lines.append("...")
+            print("\n".join(lines) + "\n")
+
+        OutputOperation(self._node, print_batch, "pprint", name)
+
+
+def _with_time(fn: Any, operator: str, arity: int) -> bool:
+    """Whether ``fn`` takes the batch time before its ``arity`` record lists."""
+    if not callable(fn):
+        check_function(fn, operator, arity)
+    plain, timed = accepts(fn, arity), accepts(fn, arity + 1)
+    if plain is False and timed is False:
+        msg = (
+            f"{operator}() calls its function with {arity} record list(s), optionally "
+            f"preceded by the batch time, but {describe(fn)} takes neither"
+        )
+        raise ConfigurationError(msg)
+    return timed is True and plain is not True

@@ -1,0 +1,552 @@
+"""The DStream graph: nodes, fusion of narrow stages, and per-time memoisation.
+
+Every :class:`~streamio.DStream` wraps one node. ``get(time)`` returns the node's
+batch for a batch time, computed once and memoised so a parent shared by several
+children runs once. Narrow nodes (map, filter, ...) with a single consumer are not
+materialised: their functions are *fused* into their consumer's per-partition
+function (see :meth:`Node.pipeline`), so records flow through a chain of C-level
+iterators from the source partition to the shuffle or output that consumes them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .batch import (
+    Batch,
+    PartitionFn,
+    cogroup_partitions,
+    compose,
+    count_records,
+    merge_by_key,
+    reduce_records,
+    reduce_results,
+    split_evenly,
+    split_records,
+)
+from .errors import ConfigurationError, ContextStateError, OperatorError, StreamioError
+from .functions import describe, find_failing
+
+if TYPE_CHECKING:
+    from .buffer import ChunkBuffer
+    from .executors import PartitionExecutor
+    from .receiver import Receiver
+
+Ops = tuple[tuple[str, Callable[..., Any]], ...]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A materialised source node and the fused function to apply to its partitions."""
+
+    source: Node
+    fn: PartitionFn | None
+    ops: Ops
+
+    def then(self, fn: PartitionFn | None, ops: Ops = ()) -> Pipeline:
+        return Pipeline(self.source, compose(self.fn, fn), self.ops + ops)
+
+
+class Graph:
+    """Everything the nodes of one context share: names, executor, partitioning."""
+
+    def __init__(self, batch_interval: float, partition_size: int) -> None:
+        self.batch_interval = batch_interval
+        self.partition_size = partition_size
+        self.executor: PartitionExecutor | None = None
+        self.nodes: list[Node] = []
+        self.outputs: list[OutputOperation] = []
+        self.frozen = False
+        self._names: set[str] = set()
+        self._counter = itertools.count(1)
+
+    def register(self, node: Node, kind: str, name: str | None) -> str:
+        name = self._claim_name(kind, name)
+        self.nodes.append(node)
+        return name
+
+    def register_output(self, output: OutputOperation, kind: str, name: str | None) -> str:
+        name = self._claim_name(kind, name)
+        self.outputs.append(output)
+        return name
+
+    def _claim_name(self, kind: str, name: str | None) -> str:
+        if self.frozen:
+            msg = (
+                "streams, transformations and output operations cannot be added once the "
+                "context has started; build the whole graph before start()"
+            )
+            raise ContextStateError(msg)
+        if name is None:
+            name = f"{kind}_{next(self._counter)}"
+            while name in self._names:
+                name = f"{kind}_{next(self._counter)}"
+        elif not isinstance(name, str) or not name:
+            raise ConfigurationError(f"name= must be a non-empty string, not {name!r}")
+        elif name in self._names:
+            msg = f"the name {name!r} is already used by another stream or output; pick another"
+            raise ConfigurationError(msg)
+        self._names.add(name)
+        return name
+
+    def prepare(self) -> None:
+        """Count each node's consumers, which decides what is fused (called at start)."""
+        for node in self.nodes:
+            node.consumers = 0
+        for node in self.nodes:
+            for parent in node.parents:
+                parent.consumers += 1
+        for output in self.outputs:
+            output.node.consumers += 1
+
+    def forget(self, before: float) -> None:
+        """Drop memoised batches with a time at or before ``before``."""
+        for node in self.nodes:
+            node.forget(before)
+
+    async def evaluate(
+        self, node: Node, time: float, tail: PartitionFn | None, what: str, tail_ops: Ops = ()
+    ) -> Any:
+        """Run ``node``'s pipeline plus ``tail`` over each partition of its source batch.
+
+        Returns the list of per-partition results, or None when the source has no
+        batch at ``time``. A user function that raises becomes an OperatorError
+        naming its operator.
+        """
+        pipeline = node.pipeline().then(tail, tail_ops)
+        batch = await pipeline.source.get(time)
+        if batch is None:
+            return None
+        if pipeline.fn is None:
+            return batch.partitions
+        assert self.executor is not None, "the graph runs only in a started context"
+        try:
+            return await self.executor.map_partitions(pipeline.fn, batch.partitions)
+        except StreamioError:
+            raise
+        except Exception as exc:
+            failing = find_failing(pipeline.ops, exc) if pipeline.ops else what
+            raise OperatorError(failing, time, f"{type(exc).__name__}: {exc}") from exc
+
+
+class Node:
+    """A stream in the graph. Subclasses implement ``compute``."""
+
+    kind = "stream"
+
+    def __init__(self, graph: Graph, parents: tuple[Node, ...], name: str | None) -> None:
+        for parent in parents:
+            if parent.graph is not graph:
+                msg = "streams of different StreamingContexts cannot be combined"
+                raise ConfigurationError(msg)
+        self.graph = graph
+        self.parents = parents
+        self.consumers = 0
+        self._generated: dict[float, Batch[Any] | None] = {}
+        self.name = graph.register(self, self.kind, name)
+
+    def pipeline(self) -> Pipeline:
+        """This node as a materialised source (narrow nodes override it to fuse)."""
+        return Pipeline(self, None, ())
+
+    async def get(self, time: float) -> Batch[Any] | None:
+        """The batch for ``time``, computed at most once."""
+        try:
+            return self._generated[time]
+        except KeyError:
+            pass
+        batch = await self.compute(time)
+        self._generated[time] = batch
+        return batch
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        raise NotImplementedError
+
+    def forget(self, before: float) -> None:
+        if self._generated:
+            for time in [t for t in self._generated if t <= before]:
+                del self._generated[time]
+
+    async def partitions(self, time: float) -> list[list[Any]] | None:
+        """This node's partitions at ``time`` as lists (fused stages run here).
+
+        The lists may be the memoised batch's own: read them, never change them.
+        """
+        tail = list if self.pipeline().fn is not None else None
+        return await self.graph.evaluate(self, time, tail, self.name)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class InputNode(Node):
+    """A stream whose batches are cut by the scheduler at each tick."""
+
+    kind = "input"
+
+    def __init__(self, graph: Graph, name: str | None) -> None:
+        super().__init__(graph, (), name)
+
+    def cut(self, time: float) -> Batch[Any]:
+        """Take this tick's records (called by the scheduler)."""
+        records = self.take()
+        batch = Batch(time, split_records(records, self.graph.partition_size))
+        self._generated[time] = batch
+        return batch
+
+    def take(self) -> list[Any]:
+        raise NotImplementedError
+
+    def has_pending(self) -> bool:
+        """Whether records are waiting to be cut (a graceful stop drains them)."""
+        return False
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        return Batch(time, [[]])
+
+
+class QueueInputNode(InputNode):
+    """Spark's ``queueStream``: each batch takes one item (or all) of a user's queue."""
+
+    kind = "queue_stream"
+
+    def __init__(
+        self, graph: Graph, queue: Any, one_at_a_time: bool, default: Any, name: str | None
+    ) -> None:
+        super().__init__(graph, name)
+        self._queue = queue
+        self._one_at_a_time = one_at_a_time
+        self._default = default
+
+    def _pop(self) -> tuple[bool, Any]:
+        queue = self._queue
+        if hasattr(queue, "popleft"):
+            return (True, queue.popleft()) if queue else (False, None)
+        if hasattr(queue, "get_nowait"):
+            if queue.empty():
+                return False, None
+            return True, queue.get_nowait()
+        return (True, queue.pop(0)) if queue else (False, None)
+
+    def take(self) -> list[Any]:
+        records: list[Any] = []
+        found, item = self._pop()
+        if not found:
+            return list(self._default) if self._default is not None else records
+        while found:
+            records.extend(check_queue_item(item, self.name))
+            if self._one_at_a_time:
+                break
+            found, item = self._pop()
+        return records
+
+
+def check_queue_item(item: Any, stream: str) -> Iterable[Any]:
+    """A queue item must be a collection of records (a list), not a string or scalar."""
+    if isinstance(item, (str, bytes)) or not isinstance(item, Iterable):
+        msg = (
+            f"queue_stream {stream!r}: each queue item is one batch and must be a "
+            f"collection of records such as a list, not {type(item).__name__} {item!r}"
+        )
+        raise ConfigurationError(msg)
+    return item
+
+
+class ReceiverInputNode(InputNode):
+    """A stream fed by a receiver task through a bounded buffer."""
+
+    kind = "receiver_stream"
+
+    def __init__(
+        self,
+        graph: Graph,
+        receiver: Receiver[Any],
+        buffer: ChunkBuffer[Any],
+        max_records_per_batch: int | None,
+        name: str | None,
+    ) -> None:
+        super().__init__(graph, name)
+        self.receiver = receiver
+        self.buffer = buffer
+        self.max_records_per_batch = max_records_per_batch
+        self.positions: dict[float, Any] = {}
+
+    def take(self) -> list[Any]:
+        raise NotImplementedError  # cut() is overridden: the position goes with it
+
+    def cut(self, time: float) -> Batch[Any]:
+        records, position = self.buffer.take(self.max_records_per_batch)
+        if position is not None:
+            self.positions[time] = position
+        batch = Batch(time, split_records(records, self.graph.partition_size))
+        self._generated[time] = batch
+        return batch
+
+    def has_pending(self) -> bool:
+        return len(self.buffer) > 0
+
+
+class NarrowNode(Node):
+    """map, filter, flat_map, ...: a per-partition function, fused when possible."""
+
+    def __init__(
+        self,
+        parent: Node,
+        kind: str,
+        fn: PartitionFn,
+        user_fn: Callable[..., Any] | None,
+        name: str | None,
+    ) -> None:
+        self.kind = kind
+        super().__init__(parent.graph, (parent,), name)
+        self.fn = fn
+        self.ops: Ops = ((self.name, user_fn),) if user_fn is not None else ()
+
+    def pipeline(self) -> Pipeline:
+        if self.consumers > 1:
+            return Pipeline(self, None, ())
+        return self.parents[0].pipeline().then(self.fn, self.ops)
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        parts = await self.graph.evaluate(
+            self.parents[0], time, compose(self.fn, list), self.name
+        )
+        return None if parts is None else Batch(time, parts)
+
+
+class ShuffleNode(Node):
+    """Key-based aggregation: combine map-side per partition, then merge by key hash."""
+
+    def __init__(
+        self,
+        parent: Node,
+        kind: str,
+        combine: Callable[[Iterable[Any]], dict[Any, Any]],
+        merge: Callable[[Any, Any], Any],
+        user_fns: tuple[Callable[..., Any], ...],
+        num_partitions: int | None,
+        name: str | None,
+    ) -> None:
+        self.kind = kind
+        super().__init__(parent.graph, (parent,), name)
+        self._combine = combine
+        self._merge = merge
+        self._user_fns = user_fns
+        self._num_partitions = num_partitions
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        ops = tuple((self.name, fn) for fn in self._user_fns)
+        combined = await self.graph.evaluate(
+            self.parents[0], time, self._combine, self.name, ops
+        )
+        if combined is None:
+            return None
+        try:
+            parts = merge_by_key(combined, self._merge, self._num_partitions or len(combined))
+        except Exception as exc:
+            msg = f"{type(exc).__name__}: {exc}"
+            raise OperatorError(find_failing(ops, exc), time, msg) from exc
+        return Batch(time, parts)
+
+
+class CogroupNode(Node):
+    """``(key, (values of this stream, values of the other))`` for every key of either."""
+
+    kind = "cogroup"
+
+    def __init__(self, left: Node, right: Node, num_partitions: int | None, name: str | None):
+        super().__init__(left.graph, (left, right), name)
+        self._num_partitions = num_partitions
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        sides = [await parent.partitions(time) for parent in self.parents]
+        if any(side is None for side in sides):
+            return None
+        count = self._num_partitions or max(len(side) for side in sides)  # type: ignore[arg-type]
+        try:
+            parts = cogroup_partitions(sides, count)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            msg = f"records must be (key, value) pairs with hashable keys: {exc}"
+            raise OperatorError(self.name, time, msg) from exc
+        return Batch(time, parts)
+
+
+class UnionNode(Node):
+    """The records of several streams, partitions side by side."""
+
+    kind = "union"
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        parts: list[list[Any]] = []
+        for parent in self.parents:
+            got = await parent.partitions(time)
+            if got is None:
+                return None
+            parts.extend(got)
+        return Batch(time, parts)
+
+
+class RepartitionNode(Node):
+    """The same records spread evenly over a given number of partitions."""
+
+    kind = "repartition"
+
+    def __init__(self, parent: Node, num_partitions: int, name: str | None) -> None:
+        super().__init__(parent.graph, (parent,), name)
+        self._num_partitions = num_partitions
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        parts = await self.parents[0].partitions(time)
+        if parts is None:
+            return None
+        records = list(itertools.chain.from_iterable(parts))
+        return Batch(time, split_evenly(records, self._num_partitions))
+
+
+class CountNode(Node):
+    """One record per batch: how many records the parent's batch holds (0 included)."""
+
+    kind = "count"
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        counts = await self.graph.evaluate(self.parents[0], time, count_records, self.name)
+        return None if counts is None else Batch(time, [[sum(counts)]])
+
+
+class ReduceNode(Node):
+    """One record per non-empty batch: all records reduced with ``func``."""
+
+    kind = "reduce"
+
+    def __init__(self, parent: Node, func: Callable[[Any, Any], Any], name: str | None):
+        super().__init__(parent.graph, (parent,), name)
+        self._func = func
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        func = self._func
+        results = await self.graph.evaluate(
+            self.parents[0], time, lambda records: reduce_records(func, records), self.name
+        )
+        if results is None:
+            return None
+        try:
+            return Batch(time, [reduce_results(func, results)])
+        except Exception as exc:
+            raise OperatorError(self.name, time, f"{type(exc).__name__}: {exc}") from exc
+
+
+class TransformNode(Node):
+    """A user function of whole batches: ``fn(records...)`` or ``fn(time, records...)``."""
+
+    kind = "transform"
+
+    def __init__(
+        self,
+        parents: tuple[Node, ...],
+        fn: Callable[..., Iterable[Any]],
+        with_time: bool,
+        name: str | None,
+    ) -> None:
+        super().__init__(parents[0].graph, parents, name)
+        self._fn = fn
+        self._with_time = with_time
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        inputs = []
+        for parent in self.parents:
+            parts = await parent.partitions(time)
+            if parts is None:
+                return None
+            inputs.append(list(itertools.chain.from_iterable(parts)))
+        args = (time, *inputs) if self._with_time else tuple(inputs)
+        try:
+            result = self._fn(*args)
+            if inspect.isawaitable(result):
+                result = await result
+            records = list(result)
+        except Exception as exc:
+            msg = f"{describe(self._fn)} raised {type(exc).__name__}: {exc}"
+            raise OperatorError(self.name, time, msg) from exc
+        return Batch(time, split_records(records, self.graph.partition_size))
+
+
+class AsyncMapNode(Node):
+    """``map_async``: an async function per record, at most N in flight, order kept."""
+
+    kind = "map_async"
+
+    def __init__(
+        self, parent: Node, fn: Callable[[Any], Any], concurrency: int, name: str | None
+    ) -> None:
+        super().__init__(parent.graph, (parent,), name)
+        self._fn = fn
+        self._concurrency = concurrency
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        parts = await self.parents[0].partitions(time)
+        if parts is None:
+            return None
+        results: list[list[Any]] = [[None] * len(part) for part in parts]
+        work = (
+            (out, index, record)
+            for out, part in zip(results, parts, strict=True)
+            for index, record in enumerate(part)
+        )
+        failure: list[BaseException] = []
+        fn = self._fn
+
+        async def worker(cancel: anyio.CancelScope) -> None:
+            for out, index, record in work:
+                try:
+                    out[index] = await fn(record)
+                except Exception as exc:
+                    failure.append(exc)
+                    cancel.cancel()
+                    return
+
+        total = sum(map(len, parts))
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(self._concurrency, total)):
+                tg.start_soon(worker, tg.cancel_scope)
+        if failure:
+            exc = failure[0]
+            msg = f"{describe(fn)} raised {type(exc).__name__}: {exc}"
+            raise OperatorError(self.name, time, msg) from exc
+        return Batch(time, results)
+
+
+class OutputOperation:
+    """An output job: a function called with each batch's time and records."""
+
+    def __init__(
+        self,
+        node: Node,
+        fn: Callable[[float, list[Any]], Any],
+        kind: str,
+        name: str | None,
+        user_fn: Callable[..., Any] | None = None,
+    ) -> None:
+        self.node = node
+        self.fn = fn
+        self.user_fn = user_fn or fn
+        self.graph = node.graph
+        self.name = node.graph.register_output(self, kind, name)
+
+    async def run(self, time: float) -> None:
+        parts = await self.node.partitions(time)
+        if parts is None:
+            return
+        records = list(itertools.chain.from_iterable(parts))
+        try:
+            result = self.fn(time, records)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            msg = f"{describe(self.user_fn)} raised {type(exc).__name__}: {exc}"
+            raise OperatorError(self.name, time, msg) from exc

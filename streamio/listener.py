@@ -1,0 +1,100 @@
+"""Listeners: how users and tools observe batches and receivers.
+
+Subclass :class:`StreamingListener`, override the callbacks you need (plain or
+``async def``) and register it with ``ssc.add_listener()``. Callbacks run on the
+scheduler's task, in order; an exception in a callback stops the context like any
+other job error, so keep them light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["BatchInfo", "ReceiverInfo", "StreamingListener"]
+
+
+@dataclass
+class BatchInfo:
+    """Metrics of one batch. Times are clock seconds.
+
+    Attributes:
+        batch_time: the batch's grid time.
+        records_per_input: records cut for each input stream, by stream name.
+        submission_time: when the batch was cut (later than ``batch_time`` when the
+            scheduler was still busy with an earlier batch).
+        processing_start_time: when its first output job started (None before).
+        processing_end_time: when its last output job finished (None before).
+    """
+
+    batch_time: float
+    records_per_input: Mapping[str, int]
+    submission_time: float
+    processing_start_time: float | None = None
+    processing_end_time: float | None = None
+
+    @property
+    def num_records(self) -> int:
+        """Records cut for this batch, over every input stream."""
+        return sum(self.records_per_input.values())
+
+    @property
+    def scheduling_delay(self) -> float | None:
+        """How long the batch waited after its grid time before it started."""
+        if self.processing_start_time is None:
+            return None
+        return self.processing_start_time - self.batch_time
+
+    @property
+    def processing_time(self) -> float | None:
+        """How long the batch's output jobs took."""
+        if self.processing_start_time is None or self.processing_end_time is None:
+            return None
+        return self.processing_end_time - self.processing_start_time
+
+    @property
+    def total_delay(self) -> float | None:
+        """Scheduling delay plus processing time."""
+        if self.processing_end_time is None:
+            return None
+        return self.processing_end_time - self.batch_time
+
+
+@dataclass
+class ReceiverInfo:
+    """What is known of a receiver when a receiver callback fires.
+
+    Attributes:
+        stream: the input stream's name.
+        attempt: how many times the receiver has been started (1 the first time).
+        error: the exception for ``on_receiver_error``, else None.
+        extra: connector-specific details (for example the server address).
+    """
+
+    stream: str
+    attempt: int
+    error: BaseException | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class StreamingListener:
+    """Callbacks for batch and receiver events; every method is a no-op here."""
+
+    def on_batch_submitted(self, info: BatchInfo) -> Any:
+        """A batch was cut and queued for processing."""
+
+    def on_batch_started(self, info: BatchInfo) -> Any:
+        """A batch's first output job is starting."""
+
+    def on_batch_completed(self, info: BatchInfo) -> Any:
+        """Every output job of a batch has finished (and positions were committed)."""
+
+    def on_receiver_started(self, info: ReceiverInfo) -> Any:
+        """A receiver connected (opened) and is receiving."""
+
+    def on_receiver_error(self, info: ReceiverInfo) -> Any:
+        """A receiver raised; it is restarted unless its restarts are used up."""
+
+    def on_receiver_stopped(self, info: ReceiverInfo) -> Any:
+        """A receiver finished: its source ended or the context is stopping."""

@@ -1,0 +1,151 @@
+"""The receiver contract and the supervision of receiver tasks.
+
+A receiver brings records from outside (a socket, a broker, a directory) into
+its stream's bounded buffer. Implement :class:`Receiver` and attach it with
+``ssc.receiver_stream(receiver)``. The runtime opens it before the first batch,
+runs it in the context's task group, restarts it with backoff when it raises and,
+once every output of a batch has finished, tells it which position that batch
+covered so it can commit (Kafka offsets, file names).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+import anyio
+from anyio.abc import TaskStatus
+
+from .buffer import BufferStatistics, ChunkBuffer
+from .errors import ReceiverError
+from .listener import ReceiverInfo
+
+__all__ = ["Receiver", "ReceiverOutput"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How long a receiver's aclose() may take while the context stops.
+_CLOSE_TIMEOUT = 10.0
+
+
+class ReceiverOutput(Generic[T]):
+    """Where a receiver stores what it receives: its stream's bounded buffer."""
+
+    def __init__(self, buffer: ChunkBuffer[T]) -> None:
+        self._buffer = buffer
+
+    async def put_many(self, records: Iterable[T], position: Any = None) -> None:
+        """Store a chunk of records; waits while the buffer is full (backpressure).
+
+        Args:
+            records: the chunk, in order.
+            position: how far the source has been read once this chunk is stored
+                (an offset, a file name); given back to :meth:`Receiver.commit`
+                once a batch holding this chunk has been fully output.
+        """
+        await self._buffer.put_many(records, position)
+
+    async def put(self, record: T, position: Any = None) -> None:
+        """Store one record. Prefer :meth:`put_many` when records come in chunks."""
+        await self._buffer.put(record, position)
+
+    def statistics(self) -> BufferStatistics:
+        """The buffer's fill level and how many senders wait."""
+        return self._buffer.statistics()
+
+
+class Receiver(abc.ABC, Generic[T]):
+    """The contract every source of outside data implements.
+
+    Lifecycle, all on the event loop: :meth:`open` (connect), then :meth:`run`
+    (receive until the source ends), then :meth:`aclose` (always, even after an
+    error or cancellation). If ``open`` or ``run`` raises, the runtime calls
+    ``aclose`` and starts over with ``open`` after a backoff, up to the context's
+    ``max_receiver_restarts``; then the error stops the context.
+
+    Receivers are async context managers too, for use outside a context.
+
+    Attributes:
+        restartable: False for a receiver that cannot resume after an error
+            (its first error stops the context).
+    """
+
+    restartable: bool = True
+
+    async def open(self) -> None:
+        """Connect to the source. The first batch waits until every receiver opened."""
+
+    @abc.abstractmethod
+    async def run(self, output: ReceiverOutput[T]) -> None:
+        """Receive records and store them with ``await output.put_many(chunk)``.
+
+        Return when the source has ended. Cancellation (the context stopping)
+        interrupts it; do not swallow it.
+        """
+
+    async def aclose(self) -> None:
+        """Release what :meth:`open` acquired. Must be idempotent."""
+
+    async def commit(self, position: Any) -> None:
+        """Every output of the batches up to ``position`` has finished: commit it."""
+
+    async def __aenter__(self) -> Receiver[T]:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+Notify = Callable[[str, ReceiverInfo], Awaitable[None]]
+
+
+async def supervise(
+    receiver: Receiver[T],
+    output: ReceiverOutput[T],
+    *,
+    stream: str,
+    max_restarts: int,
+    backoff: float,
+    notify: Notify,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a receiver until its source ends, restarting it when it fails.
+
+    ``task_status.started()`` is called once the receiver has opened for the
+    first time. Raises ReceiverError (with the last failure chained) when the
+    receiver failed more than ``max_restarts`` times.
+    """
+    attempt = 0
+    started = False
+    delay = backoff
+    try:
+        while True:
+            attempt += 1
+            try:
+                try:
+                    await receiver.open()
+                    if not started:
+                        started = True
+                        task_status.started()
+                    await notify("started", ReceiverInfo(stream, attempt))
+                    await receiver.run(output)
+                finally:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
+                        await receiver.aclose()
+            except Exception as exc:
+                logger.warning("receiver of %r failed (attempt %d): %r", stream, attempt, exc)
+                await notify("error", ReceiverInfo(stream, attempt, error=exc))
+                if attempt > max_restarts or not receiver.restartable:
+                    raise ReceiverError(stream, attempt, f"{type(exc).__name__}: {exc}") from exc
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            else:
+                return
+    finally:
+        with anyio.CancelScope(shield=True):
+            await notify("stopped", ReceiverInfo(stream, attempt))
