@@ -143,6 +143,17 @@ class ManualClock:
             self._change = anyio.Event()
             await self._change.wait()
 
+    def elapse(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` without waking anything.
+
+        Call it inside an output function to simulate a batch that takes that
+        long: the batches due meanwhile then start late, with their grid times,
+        and their lateness shows as scheduling delay.
+        """
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"elapse() takes a finite duration >= 0, not {seconds!r}")
+        self._now += seconds
+
     async def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``.
 
