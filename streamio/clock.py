@@ -8,11 +8,13 @@ state tests are exact and instant.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from typing import Protocol, runtime_checkable
 
 import anyio
+import anyio.lowlevel
 
 __all__ = ["Clock", "ManualClock", "SystemClock", "Timer"]
 
@@ -26,10 +28,13 @@ class Timer(Protocol):
     """What one sleeper (the scheduler) uses to wait on a clock."""
 
     async def sleep_until(self, deadline: float) -> None:
-        """Return once the clock reads ``deadline`` or later.
+        """Return once the clock reads ``deadline`` or later, or once interrupted.
 
         Cancellation interrupts the wait.
         """
+
+    def interrupt(self) -> None:
+        """End the current (or next) ``sleep_until`` now: a stop was requested."""
 
     def close(self) -> None:
         """Say that this sleeper will not sleep again."""
@@ -52,13 +57,20 @@ class Clock(Protocol):
 
 
 class _SystemTimer:
+    def __init__(self) -> None:
+        self._interrupted = anyio.Event()
+
     async def sleep_until(self, deadline: float) -> None:
         # wall time and the loop's monotonic timer may disagree by a hair: re-check
-        while (remaining := deadline - time.time()) > 0:  # noqa: ASYNC110
-            await anyio.sleep(remaining)
+        while (remaining := deadline - time.time()) > 0 and not self._interrupted.is_set():
+            with anyio.move_on_after(remaining):
+                await self._interrupted.wait()
+
+    def interrupt(self) -> None:
+        self._interrupted.set()
 
     def close(self) -> None:
-        pass
+        self._interrupted.set()
 
 
 class SystemClock:
@@ -78,7 +90,8 @@ class _ManualTimer:
         self._clock = clock
         self.deadline: float | None = None
         self.closed = False
-        self._wake = anyio.Event()
+        self._interrupted = False
+        self._waiter: asyncio.Future[None] | None = None
 
     @property
     def awake(self) -> bool:
@@ -87,24 +100,30 @@ class _ManualTimer:
     async def sleep_until(self, deadline: float) -> None:
         if self.closed:
             raise RuntimeError("sleep_until() on a closed timer")
-        if deadline <= self._clock.now() + _GRID_TOLERANCE:
+        if self._interrupted or deadline <= self._clock.now() + _GRID_TOLERANCE:
             await anyio.lowlevel.checkpoint()
             return
-        self._wake = anyio.Event()
         self.deadline = deadline
+        self._waiter = asyncio.get_running_loop().create_future()
         self._clock._changed()
         try:
-            await self._wake.wait()
+            await self._waiter
         finally:
             self.deadline = None
+            self._waiter = None
 
     def wake(self) -> None:
         self.deadline = None
-        self._wake.set()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def interrupt(self) -> None:
+        self._interrupted = True
+        self.wake()
 
     def close(self) -> None:
         self.closed = True
-        self.deadline = None
+        self.wake()
         self._clock._changed()
 
 
@@ -123,7 +142,7 @@ class ManualClock:
     def __init__(self, start: float = 0.0) -> None:
         self._now = float(start)
         self._timers: list[_ManualTimer] = []
-        self._change = anyio.Event()
+        self._settled: asyncio.Future[None] | None = None
 
     def now(self) -> float:
         return self._now
@@ -134,14 +153,24 @@ class ManualClock:
         return timer
 
     def _changed(self) -> None:
-        self._timers = [t for t in self._timers if not t.closed]
-        self._change.set()
+        """A sleeper fell asleep or closed: wake ``advance`` if all are quiet now."""
+        if any(t.closed for t in self._timers):
+            self._timers = [t for t in self._timers if not t.closed]
+        settled = self._settled
+        if settled is not None and not settled.done() and not self._busy():
+            settled.set_result(None)
+
+    def _busy(self) -> bool:
+        return any(t.awake for t in self._timers)
 
     async def _settle(self) -> None:
         """Wait until every sleeper is asleep again or closed."""
-        while any(t.awake for t in self._timers):
-            self._change = anyio.Event()
-            await self._change.wait()
+        while self._busy():
+            self._settled = asyncio.get_running_loop().create_future()
+            try:
+                await self._settled
+            finally:
+                self._settled = None
 
     def elapse(self, seconds: float) -> None:
         """Move time forward by ``seconds`` without waking anything.

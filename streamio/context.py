@@ -329,8 +329,10 @@ class StreamingContext:
             ContextStateError: when started twice, or outside ``async with``.
         """
         if self._state is not ContextState.INITIALIZED:
-            raise ContextStateError(f"start() on a context that is {self._state.value}; "
-                                    "a context can be started only once")
+            raise ContextStateError(
+                f"start() on a context that is {self._state.value}; "
+                "a context can be started only once"
+            )
         if self._task_group is None:
             msg = "start() needs a running context: use `async with StreamingContext(...) as ssc`"
             raise ContextStateError(msg)
@@ -476,4 +478,3 @@ def _single(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
-

@@ -248,9 +248,7 @@ class DStream(Generic[T]):
         check_function(func, "reduce", 2)
         return self._wrap(ReduceNode(self._node, func, name))
 
-    def transform(
-        self, func: Callable[..., Iterable[U]], *, name: str | None = None
-    ) -> DStream[U]:
+    def transform(self, func: Callable[..., Iterable[U]], *, name: str | None = None) -> DStream[U]:
         """Apply ``func`` to each batch's list of records: ``func(records)`` or
         ``func(batch_time, records)``; it returns the batch's new records (an
         iterable, or an awaitable of one).
@@ -439,8 +437,12 @@ class DStream(Generic[T]):
     def _join(
         self, kind: str, other: DStream[Any], num_partitions: int | None, name: str | None
     ) -> DStream[Any]:
-        operator = {"join": "join", "left": "left_outer_join", "right": "right_outer_join",
-                    "full": "full_outer_join"}[kind]
+        operator = {
+            "join": "join",
+            "left": "left_outer_join",
+            "right": "right_outer_join",
+            "full": "full_outer_join",
+        }[kind]
         grouped = CogroupNode(
             self._node, self._other(other, operator), _check_partitions(num_partitions), None
         )
@@ -512,9 +514,7 @@ class DStream(Generic[T]):
 
     # -- output operations ----------------------------------------------------------
 
-    def foreach_batch(
-        self, fn: Callable[..., Any], *, name: str | None = None
-    ) -> None:
+    def foreach_batch(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
         """Call ``fn(batch_time, records)`` (or ``fn(records)``) for every batch.
 
         ``fn`` may be ``async def``; the batch counts as done when it returns.
@@ -533,8 +533,11 @@ class DStream(Generic[T]):
         limit = check_positive_int(num, "pprint(num)")
 
         def print_batch(time: float, records: list[Any]) -> None:
-            lines = ["-------------------------------------------", f"Time: {time}",
-                     "-------------------------------------------"]
+            lines = [
+                "-------------------------------------------",
+                f"Time: {time}",
+                "-------------------------------------------",
+            ]
             lines.extend(str(record) for record in records[:limit])
             if len(records) > limit:
                 lines.append("...")

@@ -314,9 +314,7 @@ class NarrowNode(Node):
         return self.parents[0].pipeline().then(self.fn, self.ops)
 
     async def compute(self, time: float) -> Batch[Any] | None:
-        parts = await self.graph.evaluate(
-            self.parents[0], time, compose(self.fn, list), self.name
-        )
+        parts = await self.graph.evaluate(self.parents[0], time, compose(self.fn, list), self.name)
         return None if parts is None else Batch(time, parts)
 
 
@@ -342,9 +340,7 @@ class ShuffleNode(Node):
 
     async def compute(self, time: float) -> Batch[Any] | None:
         ops = tuple((self.name, fn) for fn in self._user_fns)
-        combined = await self.graph.evaluate(
-            self.parents[0], time, self._combine, self.name, ops
-        )
+        combined = await self.graph.evaluate(self.parents[0], time, self._combine, self.name, ops)
         if combined is None:
             return None
         try:

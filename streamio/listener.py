@@ -41,10 +41,14 @@ class BatchInfo:
 
     @property
     def scheduling_delay(self) -> float | None:
-        """How long the batch waited after its grid time before it started."""
+        """How long the batch waited after its grid time before it started.
+
+        Zero for the final batches of a graceful stop, which are cut at once,
+        before their grid time.
+        """
         if self.processing_start_time is None:
             return None
-        return self.processing_start_time - self.batch_time
+        return max(0.0, self.processing_start_time - self.batch_time)
 
     @property
     def processing_time(self) -> float | None:
@@ -56,9 +60,10 @@ class BatchInfo:
     @property
     def total_delay(self) -> float | None:
         """Scheduling delay plus processing time."""
-        if self.processing_end_time is None:
+        delay, processing = self.scheduling_delay, self.processing_time
+        if delay is None or processing is None:
             return None
-        return self.processing_end_time - self.batch_time
+        return delay + processing
 
 
 @dataclass

@@ -36,9 +36,7 @@ async def notify(listeners: Sequence[StreamingListener], event: str, info: Any) 
 class Scheduler:
     """Generates and runs the batches of one context."""
 
-    def __init__(
-        self, graph: Graph, clock: Clock, listeners: Sequence[StreamingListener]
-    ) -> None:
+    def __init__(self, graph: Graph, clock: Clock, listeners: Sequence[StreamingListener]) -> None:
         self.graph = graph
         self.clock = clock
         self.listeners = listeners
@@ -47,7 +45,7 @@ class Scheduler:
         self.remember = 0.0
         self.last_batch: BatchInfo | None = None
         self._stop_requested = anyio.Event()
-        self._sleep_scope: anyio.CancelScope | None = None
+        self._timer: Timer | None = None
 
     def first_index(self) -> int:
         """The grid index of the first batch: the first grid time after now."""
@@ -59,8 +57,8 @@ class Scheduler:
     def request_stop(self) -> None:
         """Stop generating batches after the one in progress (if any)."""
         self._stop_requested.set()
-        if self._sleep_scope is not None:
-            self._sleep_scope.cancel()
+        if self._timer is not None:
+            self._timer.interrupt()
 
     async def run(
         self,
@@ -76,12 +74,13 @@ class Scheduler:
         records. Cancellation stops at once.
         """
         index = first_index
+        self._timer = timer
+        if self._stop_requested.is_set():
+            timer.interrupt()
         try:
             while not self._stop_requested.is_set():
                 time = self.batch_time(index)
-                with anyio.CancelScope() as self._sleep_scope:
-                    await timer.sleep_until(time)
-                self._sleep_scope = None
+                await timer.sleep_until(time)
                 if self._stop_requested.is_set():
                     break
                 await self.run_batch(time)

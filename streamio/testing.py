@@ -70,9 +70,9 @@ class MemorySource(Receiver[T]):
     """
 
     def __init__(self) -> None:
-        self._send, self._receive = anyio.create_memory_object_stream[
-            tuple[list[T], anyio.Event]
-        ](1)
+        self._send, self._receive = anyio.create_memory_object_stream[tuple[list[T], anyio.Event]](
+            1
+        )
         self.sent = 0
         self.commits: list[Any] = []
 
