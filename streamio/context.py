@@ -425,7 +425,11 @@ class StreamingContext:
                     await runtime.start(self._run_receivers)
                     self._started.set()
                     await scheduler.run(
-                        timer, first_index, lambda: self._graceful, self._stop_receivers
+                        timer,
+                        first_index,
+                        lambda: self._graceful,
+                        self._stop_receivers,
+                        self._stop_timeout,
                     )
                     runtime.cancel_scope.cancel()
         except Exception as exc:
@@ -469,8 +473,7 @@ class StreamingContext:
     async def _stop_receivers(self) -> None:
         if self._receivers_scope is not None:
             self._receivers_scope.cancel()
-        with anyio.move_on_after(self._stop_timeout):
-            await self._receivers_done.wait()
+        await self._receivers_done.wait()
 
 
 def _single(exc: BaseException) -> BaseException:

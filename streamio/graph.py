@@ -203,9 +203,9 @@ class InputNode(Node):
     def take(self) -> list[Any]:
         raise NotImplementedError
 
-    def has_pending(self) -> bool:
-        """Whether records are waiting to be cut (a graceful stop drains them)."""
-        return False
+    def pending(self) -> int:
+        """Records waiting to be cut (a graceful stop drains them)."""
+        return 0
 
     async def compute(self, time: float) -> Batch[Any] | None:
         return Batch(time, [[]])
@@ -288,8 +288,8 @@ class ReceiverInputNode(InputNode):
         self._generated[time] = batch
         return batch
 
-    def has_pending(self) -> bool:
-        return len(self.buffer) > 0
+    def pending(self) -> int:
+        return len(self.buffer)
 
 
 class NarrowNode(Node):

@@ -66,12 +66,13 @@ class Scheduler:
         first_index: int,
         graceful: Callable[[], bool],
         stop_receivers: Callable[[], Awaitable[None]],
+        stop_timeout: float,
     ) -> None:
         """Tick until a stop is requested; then, if graceful, drain the buffers.
 
         A graceful stop stops the receivers, then cuts batches at the next grid
         times at once (without waiting for the clock) until no input holds
-        records. Cancellation stops at once.
+        records, within ``stop_timeout`` seconds. Cancellation stops at once.
         """
         index = first_index
         self._timer = timer
@@ -86,10 +87,19 @@ class Scheduler:
                 await self.run_batch(time)
                 index += 1
             if graceful():
-                await stop_receivers()
-                while any(node.has_pending() for node in self.inputs):
-                    await self.run_batch(self.batch_time(index))
-                    index += 1
+                with anyio.move_on_after(stop_timeout) as scope:
+                    await stop_receivers()
+                    while any(node.pending() for node in self.inputs):
+                        await self.run_batch(self.batch_time(index))
+                        index += 1
+                if scope.cancelled_caught:
+                    pending = sum(node.pending() for node in self.inputs)
+                    logger.warning(
+                        "graceful stop took over %ss and was cut short; %d buffered records "
+                        "were not processed",
+                        stop_timeout,
+                        pending,
+                    )
         finally:
             timer.close()
 
