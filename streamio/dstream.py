@@ -285,8 +285,8 @@ class DStream(Generic[T]):
     def map_async(
         self,
         f: Callable[[T], Awaitable[U]],
-        *,
         concurrency: int = 10,
+        *,
         name: str | None = None,
     ) -> DStream[U]:
         """Apply an async function to every record (an HTTP call, a database lookup),

@@ -58,6 +58,11 @@ class BatchInfo:
         return self.processing_end_time - self.processing_start_time
 
     @property
+    def processing_delay(self) -> float | None:
+        """Spark's name for :attr:`processing_time`."""
+        return self.processing_time
+
+    @property
     def total_delay(self) -> float | None:
         """Scheduling delay plus processing time."""
         delay, processing = self.scheduling_delay, self.processing_time
