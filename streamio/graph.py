@@ -99,6 +99,7 @@ class Graph:
         """Count each node's consumers, which decides what is fused (called at start)."""
         for node in self.nodes:
             node.consumers = 0
+            node.cached_pipeline = None
         for node in self.nodes:
             for parent in node.parents:
                 parent.consumers += 1
@@ -148,12 +149,15 @@ class Node:
         self.graph = graph
         self.parents = parents
         self.consumers = 0
+        self.cached_pipeline: Pipeline | None = None
         self._generated: dict[float, Batch[Any] | None] = {}
         self.name = graph.register(self, self.kind, name)
 
     def pipeline(self) -> Pipeline:
         """This node as a materialised source (narrow nodes override it to fuse)."""
-        return Pipeline(self, None, ())
+        if self.cached_pipeline is None:
+            self.cached_pipeline = Pipeline(self, None, ())
+        return self.cached_pipeline
 
     async def get(self, time: float) -> Batch[Any] | None:
         """The batch for ``time``, computed at most once."""
@@ -192,20 +196,27 @@ class InputNode(Node):
 
     def __init__(self, graph: Graph, name: str | None) -> None:
         super().__init__(graph, (), name)
+        self.positions: dict[float, Any] = {}
 
     def cut(self, time: float) -> Batch[Any]:
         """Take this tick's records (called by the scheduler)."""
-        records = self.take()
+        records, position = self.take()
+        if position is not None:
+            self.positions[time] = position
         batch = Batch(time, split_records(records, self.graph.partition_size))
         self._generated[time] = batch
         return batch
 
-    def take(self) -> list[Any]:
+    def take(self) -> tuple[list[Any], Any]:
+        """This tick's records and the source position they reach (or None)."""
         raise NotImplementedError
 
     def pending(self) -> int:
         """Records waiting to be cut (a graceful stop drains them)."""
         return 0
+
+    async def commit(self, time: float) -> None:
+        """Every output of batch ``time`` finished: pass its position to the source."""
 
     async def compute(self, time: float) -> Batch[Any] | None:
         return Batch(time, [[]])
@@ -234,17 +245,17 @@ class QueueInputNode(InputNode):
             return True, queue.get_nowait()
         return (True, queue.pop(0)) if queue else (False, None)
 
-    def take(self) -> list[Any]:
+    def take(self) -> tuple[list[Any], Any]:
         records: list[Any] = []
         found, item = self._pop()
         if not found:
-            return list(self._default) if self._default is not None else records
+            return (list(self._default) if self._default is not None else records), None
         while found:
             records.extend(check_queue_item(item, self.name))
             if self._one_at_a_time:
                 break
             found, item = self._pop()
-        return records
+        return records, None
 
 
 def check_queue_item(item: Any, stream: str) -> Iterable[Any]:
@@ -275,21 +286,17 @@ class ReceiverInputNode(InputNode):
         self.receiver = receiver
         self.buffer = buffer
         self.max_records_per_batch = max_records_per_batch
-        self.positions: dict[float, Any] = {}
 
-    def take(self) -> list[Any]:
-        raise NotImplementedError  # cut() is overridden: the position goes with it
-
-    def cut(self, time: float) -> Batch[Any]:
-        records, position = self.buffer.take(self.max_records_per_batch)
-        if position is not None:
-            self.positions[time] = position
-        batch = Batch(time, split_records(records, self.graph.partition_size))
-        self._generated[time] = batch
-        return batch
+    def take(self) -> tuple[list[Any], Any]:
+        return self.buffer.take(self.max_records_per_batch)
 
     def pending(self) -> int:
         return len(self.buffer)
+
+    async def commit(self, time: float) -> None:
+        position = self.positions.pop(time, None)
+        if position is not None:
+            await self.receiver.commit(position)
 
 
 class NarrowNode(Node):
@@ -309,9 +316,12 @@ class NarrowNode(Node):
         self.ops: Ops = ((self.name, user_fn),) if user_fn is not None else ()
 
     def pipeline(self) -> Pipeline:
-        if self.consumers > 1:
-            return Pipeline(self, None, ())
-        return self.parents[0].pipeline().then(self.fn, self.ops)
+        if self.cached_pipeline is None:
+            if self.consumers > 1:
+                self.cached_pipeline = Pipeline(self, None, ())
+            else:
+                self.cached_pipeline = self.parents[0].pipeline().then(self.fn, self.ops)
+        return self.cached_pipeline
 
     async def compute(self, time: float) -> Batch[Any] | None:
         parts = await self.graph.evaluate(self.parents[0], time, compose(self.fn, list), self.name)

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 
 from .clock import Clock, Timer
-from .graph import Graph, InputNode, ReceiverInputNode
+from .graph import Graph, InputNode
 from .listener import BatchInfo, StreamingListener
 
 __all__: list[str] = []
@@ -116,10 +116,7 @@ class Scheduler:
         for output in self.graph.outputs:
             await output.run(time)
         for node in self.inputs:
-            if isinstance(node, ReceiverInputNode):
-                position = node.positions.pop(time, None)
-                if position is not None:
-                    await node.receiver.commit(position)
+            await node.commit(time)
         info.processing_end_time = clock.now()
         self.graph.forget(time - self.remember)
         self.last_batch = info
