@@ -311,6 +311,14 @@ class StreamingContext:
             self._request_stop(graceful=exc_type is None)
         try:
             suppressed = await self._task_group.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # The task group wraps the body's own exception: give it back unwrapped.
+            single = _single(group)
+            if single is group:
+                raise
+            if single is exc:
+                return False
+            raise single from single.__cause__
         finally:
             self._state = ContextState.STOPPED
         if self._error is not None and not self._error_raised:

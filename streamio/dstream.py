@@ -56,10 +56,10 @@ W = TypeVar("W")
 C = TypeVar("C")
 
 
-def _check_partitions(num_partitions: int | None) -> int | None:
+def _check_partitions(num_partitions: int | None, operator: str) -> int | None:
     if num_partitions is None:
         return None
-    return check_positive_int(num_partitions, "num_partitions")
+    return check_positive_int(num_partitions, f"{operator}(num_partitions)")
 
 
 def _join_pairs(
@@ -77,7 +77,12 @@ def _join_pairs(
     def full(groups: tuple[list[Any], list[Any]]) -> Iterable[tuple[Any, Any]]:
         return [(v, w) for v in (groups[0] or [None]) for w in (groups[1] or [None])]
 
-    return {"join": inner, "left": left, "right": right, "full": full}[kind]
+    return {
+        "join": inner,
+        "left_outer_join": left,
+        "right_outer_join": right,
+        "full_outer_join": full,
+    }[kind]
 
 
 class DStream(Generic[T]):
@@ -311,7 +316,7 @@ class DStream(Generic[T]):
         >>> collect(lambda s: s.then(evens), [[1, 2, 3, 4]])
         [[2, 4]]
         """
-        check_function(operator, "then", 1 + len(args))
+        check_function(operator, "then", 1 + len(args), list(kwargs))
         result = operator(self, *args, **kwargs)
         if not isinstance(result, DStream):
             msg = f"then(): the operator must return a DStream, not {type(result).__name__}"
@@ -346,7 +351,7 @@ class DStream(Generic[T]):
                 partial(combine_partition, create_combiner, merge_value),
                 merge_combiners,
                 (create_combiner, merge_value, merge_combiners),
-                _check_partitions(num_partitions),
+                _check_partitions(num_partitions, "combine_by_key"),
                 name,
             )
         )
@@ -372,7 +377,7 @@ class DStream(Generic[T]):
                 partial(reduce_partition, func),
                 func,
                 (func,),
-                _check_partitions(num_partitions),
+                _check_partitions(num_partitions, "reduce_by_key"),
                 name,
             )
         )
@@ -392,7 +397,7 @@ class DStream(Generic[T]):
                 group_partition,
                 concat_lists,
                 (),
-                _check_partitions(num_partitions),
+                _check_partitions(num_partitions, "group_by_key"),
                 name,
             )
         )
@@ -412,7 +417,7 @@ class DStream(Generic[T]):
                 Counter,
                 _operator.add,
                 (),
-                _check_partitions(num_partitions),
+                _check_partitions(num_partitions, "count_by_value"),
                 name,
             )
         )
@@ -431,27 +436,22 @@ class DStream(Generic[T]):
         """
         other_node = self._other(other, "cogroup")
         return self._wrap(
-            CogroupNode(self._node, other_node, _check_partitions(num_partitions), name)
+            CogroupNode(self._node, other_node, _check_partitions(num_partitions, "cogroup"), name)
         )
 
     def _join(
-        self, kind: str, other: DStream[Any], num_partitions: int | None, name: str | None
+        self, operator: str, other: DStream[Any], num_partitions: int | None, name: str | None
     ) -> DStream[Any]:
-        operator = {
-            "join": "join",
-            "left": "left_outer_join",
-            "right": "right_outer_join",
-            "full": "full_outer_join",
-        }[kind]
-        grouped = CogroupNode(
-            self._node, self._other(other, operator), _check_partitions(num_partitions), None
-        )
-        pairs = _join_pairs(kind)
+        count = _check_partitions(num_partitions, operator)
+        grouped = CogroupNode(self._node, self._other(other, operator), count, None)
+        pairs = _join_pairs(operator)
 
         def join(records: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
             return ((key, pair) for key, groups in records for pair in pairs(groups))
 
-        return self._wrap(NarrowNode(grouped, operator, join, None, name))
+        joined = NarrowNode(grouped, operator, join, None, name)
+        grouped.label = joined.name  # errors name the join the user wrote
+        return self._wrap(joined)
 
     def join(
         self: DStream[tuple[K, V]],
@@ -480,7 +480,7 @@ class DStream(Generic[T]):
         ...         [[("a", 1)]])
         [[('a', (1, None))]]
         """
-        return self._join("left", other, num_partitions, name)
+        return self._join("left_outer_join", other, num_partitions, name)
 
     def right_outer_join(
         self: DStream[tuple[K, V]],
@@ -495,7 +495,7 @@ class DStream(Generic[T]):
         ...         [[("a", 1)]])
         [[('a', (None, 1))]]
         """
-        return self._join("right", other, num_partitions, name)
+        return self._join("right_outer_join", other, num_partitions, name)
 
     def full_outer_join(
         self: DStream[tuple[K, V]],
@@ -510,7 +510,7 @@ class DStream(Generic[T]):
         ...         [[("a", 1)]])
         [[('a', (1, None))]]
         """
-        return self._join("full", other, num_partitions, name)
+        return self._join("full_outer_join", other, num_partitions, name)
 
     # -- output operations ----------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import ConfigurationError
@@ -29,24 +29,26 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
-def accepts(fn: Callable[..., Any], arity: int) -> bool | None:
-    """Whether ``fn`` can be called with ``arity`` positional arguments (None: unknown)."""
+def accepts(fn: Callable[..., Any], arity: int, keywords: Iterable[str] = ()) -> bool | None:
+    """Whether ``fn`` can be called with ``arity`` positional arguments and the
+    given keyword arguments (None: unknown)."""
     signature = _signature(fn)
     if signature is None:
         return None
     try:
-        signature.bind(*range(arity))
+        signature.bind(*range(arity), **dict.fromkeys(keywords))
     except TypeError:
         return False
     return True
 
 
-def check_function(fn: Any, operator: str, arity: int) -> None:
-    """Fail at build time when ``fn`` is not callable with ``arity`` arguments."""
+def check_function(fn: Any, operator: str, arity: int, keywords: Iterable[str] = ()) -> None:
+    """Fail at build time when ``fn`` is not callable with ``arity`` positional
+    arguments (and the given keyword arguments)."""
     if not callable(fn):
         msg = f"{operator}() needs a function, but got {fn!r} ({type(fn).__name__})"
         raise ConfigurationError(msg)
-    if accepts(fn, arity) is False:
+    if accepts(fn, arity, keywords) is False:
         msg = (
             f"{operator}() calls its function with {arity} argument(s), but "
             f"{describe(fn)} has the signature {_signature(fn)}"

@@ -324,7 +324,9 @@ class NarrowNode(Node):
         return self.cached_pipeline
 
     async def compute(self, time: float) -> Batch[Any] | None:
-        parts = await self.graph.evaluate(self.parents[0], time, compose(self.fn, list), self.name)
+        parts = await self.graph.evaluate(
+            self.parents[0], time, compose(self.fn, list), self.name, self.ops
+        )
         return None if parts is None else Batch(time, parts)
 
 
@@ -369,6 +371,7 @@ class CogroupNode(Node):
     def __init__(self, left: Node, right: Node, num_partitions: int | None, name: str | None):
         super().__init__(left.graph, (left, right), name)
         self._num_partitions = num_partitions
+        self.label = self.name
 
     async def compute(self, time: float) -> Batch[Any] | None:
         sides = [await parent.partitions(time) for parent in self.parents]
@@ -379,7 +382,7 @@ class CogroupNode(Node):
             parts = cogroup_partitions(sides, count)  # type: ignore[arg-type]
         except (TypeError, ValueError) as exc:
             msg = f"records must be (key, value) pairs with hashable keys: {exc}"
-            raise OperatorError(self.name, time, msg) from exc
+            raise OperatorError(self.label, time, msg) from exc
         return Batch(time, parts)
 
 
@@ -437,7 +440,11 @@ class ReduceNode(Node):
     async def compute(self, time: float) -> Batch[Any] | None:
         func = self._func
         results = await self.graph.evaluate(
-            self.parents[0], time, lambda records: reduce_records(func, records), self.name
+            self.parents[0],
+            time,
+            lambda records: reduce_records(func, records),
+            self.name,
+            ((self.name, func),),
         )
         if results is None:
             return None

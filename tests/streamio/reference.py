@@ -2,7 +2,7 @@
 
 Each function takes the records of one batch (a list) and returns the records the
 operator emits for it, with the semantics of Spark Streaming's DStreams. Where Spark
-leaves the order unspecified, compare through :func:`multiset` or :func:`normalise`.
+leaves the order unspecified, compare through :func:`multiset` or :func:`unordered`.
 """
 
 from __future__ import annotations
@@ -102,8 +102,7 @@ def cogroup(
     left: list[tuple[Any, Any]], right: list[tuple[Any, Any]]
 ) -> list[tuple[Any, tuple[list[Any], list[Any]]]]:
     return [
-        (key, (values_of(key, left), values_of(key, right)))
-        for key in _keys_in_order(left, right)
+        (key, (values_of(key, left), values_of(key, right))) for key in _keys_in_order(left, right)
     ]
 
 
@@ -166,12 +165,15 @@ def bag(values: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(sorted((freeze(v) for v in values), key=repr))
 
 
-def normalise_groups(records: Iterable[tuple[Any, Any]]) -> Counter[Any]:
-    """``(key, values)`` or ``(key, (values, values))`` records with the value order dropped."""
-    out: Counter[Any] = Counter()
-    for key, groups in records:
-        if isinstance(groups, tuple):
-            out[(key, tuple(bag(g) for g in groups))] += 1
-        else:
-            out[(key, bag(groups))] += 1
-    return out
+def _loosen(value: Any) -> Any:
+    if isinstance(value, list):
+        return bag(_loosen(item) for item in value)
+    if isinstance(value, tuple):
+        return tuple(_loosen(item) for item in value)
+    return value
+
+
+def unordered(records: Iterable[Any]) -> Counter[Any]:
+    """The records as a multiset, with the order of the lists inside them dropped too
+    (the values of ``group_by_key`` and ``cogroup``)."""
+    return Counter(_loosen(record) for record in records)
