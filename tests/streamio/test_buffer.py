@@ -18,6 +18,11 @@ def stats(used: int, capacity: int, waiting: int = 0) -> BufferStatistics:
     return BufferStatistics(used=used, capacity=capacity, waiting_senders=waiting)
 
 
+async def until(buffer: ChunkBuffer, predicate) -> None:
+    with anyio.fail_after(HANG_GUARD):
+        await buffer.wait_until(predicate)
+
+
 # -- construction ---------------------------------------------------------------
 
 
@@ -64,7 +69,7 @@ async def test_put_many_waits_when_the_records_exceed_the_capacity():
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender)
         # two of the three records fit; the sender waits with the third in hand
-        await buffer.wait_until(lambda s: s.waiting_senders == 1)
+        await until(buffer, lambda s: s.waiting_senders == 1)
         assert buffer.statistics() == stats(5, 5, 1)
         assert not stored.is_set()
         assert buffer.take() == ([1, 2, 3, 4, 5], None)
@@ -83,9 +88,9 @@ async def test_put_many_larger_than_capacity_is_split_and_position_goes_with_las
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender)
-        await buffer.wait_until(lambda s: s.used == 3 and s.waiting_senders == 1)
+        await until(buffer, lambda s: s.used == 3 and s.waiting_senders == 1)
         assert buffer.take() == ([0, 1, 2], None)
-        await buffer.wait_until(lambda s: s.used == 3 and s.waiting_senders == 1)
+        await until(buffer, lambda s: s.used == 3 and s.waiting_senders == 1)
         assert buffer.take() == ([3, 4, 5], None)
         await done.wait()
     assert buffer.statistics() == stats(1, 3)
@@ -148,7 +153,7 @@ async def test_take_frees_space_for_a_waiting_sender():
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender)
-        await buffer.wait_until(lambda s: s.waiting_senders == 1)
+        await until(buffer, lambda s: s.waiting_senders == 1)
         assert buffer.take(1) == ([1], None)
         await done.wait()
     assert buffer.statistics() == stats(2, 2)
@@ -163,7 +168,7 @@ async def test_cancelled_put_many_stores_the_rest_of_its_chunk_over_capacity():
     await buffer.put_many([1, 2])
     async with anyio.create_task_group() as tg:
         tg.start_soon(buffer.put_many, [3, 4, 5], "p")
-        await buffer.wait_until(lambda s: s.waiting_senders == 1)
+        await until(buffer, lambda s: s.waiting_senders == 1)
         tg.cancel_scope.cancel()
     assert buffer.statistics() == stats(5, 2)
     assert buffer.take() == ([1, 2, 3, 4, 5], "p")
@@ -176,7 +181,7 @@ async def test_cancelled_put_many_after_a_partial_store_loses_no_record():
     async with anyio.create_task_group() as tg:
         tg.start_soon(buffer.put_many, [3, 4, 5], "p")
         # the first record of the chunk is stored, the sender waits with two in hand
-        await buffer.wait_until(lambda s: s.used == 3 and s.waiting_senders == 1)
+        await until(buffer, lambda s: s.used == 3 and s.waiting_senders == 1)
         tg.cancel_scope.cancel()
     assert buffer.statistics() == stats(5, 3)
     assert buffer.take(3) == ([1, 2, 3], None)
@@ -188,7 +193,7 @@ async def test_cancelled_put_stores_its_record():
     await buffer.put("a")
     async with anyio.create_task_group() as tg:
         tg.start_soon(buffer.put, "b", 2)
-        await buffer.wait_until(lambda s: s.waiting_senders == 1)
+        await until(buffer, lambda s: s.waiting_senders == 1)
         tg.cancel_scope.cancel()
     assert buffer.take() == (["a", "b"], 2)
 
@@ -202,11 +207,11 @@ async def test_statistics_count_waiting_senders():
     async with anyio.create_task_group() as tg:
         for record in (1, 2, 3):
             tg.start_soon(buffer.put_many, [record])
-        await buffer.wait_until(lambda s: s.waiting_senders == 3)
+        await until(buffer, lambda s: s.waiting_senders == 3)
         assert buffer.statistics() == stats(1, 1, 3)
         taken = buffer.take()[0]
         for waiting in (2, 1, 0):
-            await buffer.wait_until(lambda s, w=waiting: s.used == 1 and s.waiting_senders == w)
+            await until(buffer, lambda s, w=waiting: s.used == 1 and s.waiting_senders == w)
             taken += buffer.take()[0]
     assert sorted(taken) == [0, 1, 2, 3]
     assert buffer.statistics() == stats(0, 1)
@@ -224,7 +229,7 @@ async def test_wait_until_is_woken_by_puts_and_takes():
     seen: list[BufferStatistics] = []
 
     async def watcher(target: int):
-        await buffer.wait_until(lambda s: s.used == target)
+        await until(buffer, lambda s: s.used == target)
         seen.append(buffer.statistics())
 
     async with anyio.create_task_group() as tg:
@@ -296,7 +301,7 @@ async def test_put_waits_when_the_buffer_is_full():
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender)
-        await buffer.wait_until(lambda s: s.waiting_senders == 1)
+        await until(buffer, lambda s: s.waiting_senders == 1)
         assert buffer.statistics() == stats(2, 2, 1)
         assert not done.is_set()
         assert buffer.take() == ([1, 2], None)

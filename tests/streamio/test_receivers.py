@@ -1,0 +1,688 @@
+"""Receivers: supervision and restarts, lifecycle, backpressure, positions, rate limits."""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections import defaultdict
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from streamio import (
+    ConfigurationError,
+    ManualClock,
+    OperatorError,
+    Receiver,
+    ReceiverError,
+    ReceiverInfo,
+    ReceiverOutput,
+    StreamingContext,
+    StreamingListener,
+)
+from streamio.buffer import BufferStatistics
+from streamio.testing import ListSink, MemorySource
+
+# Upper bound for a wait that only a library bug could make endless.
+HANG_GUARD = 10
+
+
+class Boom(Exception):
+    pass
+
+
+class ReceiverEvents(StreamingListener):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, int, BaseException | None]] = []
+
+    def on_receiver_started(self, info: ReceiverInfo) -> None:
+        self.events.append(("started", info.stream, info.attempt, info.error))
+
+    async def on_receiver_error(self, info: ReceiverInfo) -> None:
+        await anyio.lowlevel.checkpoint()
+        self.events.append(("error", info.stream, info.attempt, info.error))
+
+    def on_receiver_stopped(self, info: ReceiverInfo) -> None:
+        self.events.append(("stopped", info.stream, info.attempt, info.error))
+
+    def summary(self) -> list[tuple[str, int]]:
+        return [(event, attempt) for event, _, attempt, _ in self.events]
+
+
+class ScriptedReceiver(Receiver[str]):
+    """Logs its lifecycle; attempts listed in ``fail_run`` / ``fail_open`` raise.
+
+    A successful run stores ``run-<attempt>`` and then, when ``forever``, waits
+    until cancelled; otherwise it returns (its source ended).
+    """
+
+    def __init__(
+        self,
+        *,
+        fail_open: set[int] = frozenset(),
+        fail_run: set[int] = frozenset(),
+        forever: bool = True,
+    ) -> None:
+        self.fail_open = fail_open
+        self.fail_run = fail_run
+        self.forever = forever
+        self.attempt = 0
+        self.log: list[str] = []
+        self.errors: list[Boom] = []
+        self.stored: defaultdict[int, anyio.Event] = defaultdict(anyio.Event)
+
+    async def open(self) -> None:
+        self.attempt += 1
+        self.log.append(f"open {self.attempt}")
+        if self.attempt in self.fail_open:
+            error = Boom(f"open {self.attempt}")
+            self.errors.append(error)
+            raise error
+
+    async def run(self, output: ReceiverOutput[str]) -> None:
+        self.log.append(f"run {self.attempt}")
+        await output.put_many([f"run-{self.attempt}"])
+        self.stored[self.attempt].set()
+        if self.attempt in self.fail_run:
+            error = Boom(f"run {self.attempt}")
+            self.errors.append(error)
+            raise error
+        if self.forever:
+            await anyio.sleep_forever()
+
+    async def aclose(self) -> None:
+        self.log.append(f"aclose {self.attempt}")
+
+
+def context(clock: ManualClock, **kwargs: Any) -> StreamingContext:
+    kwargs.setdefault("receiver_restart_backoff", 0)
+    return StreamingContext(batch_interval=1.0, clock=clock, **kwargs)
+
+
+# -- supervision -------------------------------------------------------------------------
+
+
+async def test_failing_receiver_is_restarted_then_its_error_stops_the_context():
+    clock = ManualClock()
+    receiver = ScriptedReceiver(fail_run={1, 2, 3})
+    listener = ReceiverEvents()
+    with pytest.raises(ReceiverError) as info, anyio.fail_after(HANG_GUARD):
+        async with context(clock, max_receiver_restarts=2) as ssc:
+            ssc.add_listener(listener)
+            ssc.receiver_stream(receiver, name="flaky").foreach_batch(ListSink())
+            ssc.start()
+            await anyio.sleep_forever()
+    assert receiver.log == [
+        "open 1",
+        "run 1",
+        "aclose 1",
+        "open 2",
+        "run 2",
+        "aclose 2",
+        "open 3",
+        "run 3",
+        "aclose 3",
+    ]
+    assert info.value.attempts == 3
+    assert info.value.receiver == "flaky"
+    assert info.value.__cause__ is receiver.errors[-1]
+    assert listener.summary() == [
+        ("started", 1),
+        ("error", 1),
+        ("started", 2),
+        ("error", 2),
+        ("started", 3),
+        ("error", 3),
+        ("stopped", 3),
+    ]
+    errors = [error for event, _, _, error in listener.events if event == "error"]
+    assert errors == receiver.errors
+    assert {stream for _, stream, _, _ in listener.events} == {"flaky"}
+
+
+@pytest.mark.parametrize("restarts", [0, 1, 4])
+async def test_number_of_restarts_is_max_receiver_restarts(restarts):
+    clock = ManualClock()
+    receiver = ScriptedReceiver(fail_run=set(range(1, 10)))
+    with pytest.raises(ReceiverError) as info, anyio.fail_after(HANG_GUARD):
+        async with context(clock, max_receiver_restarts=restarts) as ssc:
+            ssc.receiver_stream(receiver).foreach_batch(ListSink())
+            ssc.start()
+            await anyio.sleep_forever()
+    assert receiver.attempt == restarts + 1
+    assert info.value.attempts == restarts + 1
+
+
+async def test_receiver_that_recovers_keeps_running_and_delivers_every_attempt():
+    clock = ManualClock()
+    receiver = ScriptedReceiver(fail_run={1, 2})
+    listener = ReceiverEvents()
+    sink = ListSink()
+    async with context(clock, max_receiver_restarts=2) as ssc:
+        ssc.add_listener(listener)
+        ssc.receiver_stream(receiver).foreach_batch(sink)
+        ssc.start()
+        with anyio.fail_after(HANG_GUARD):
+            await receiver.stored[3].wait()
+        await clock.advance(1.0)
+        assert receiver.log[-1] == "run 3"
+        assert sink.records == ["run-1", "run-2", "run-3"]
+    assert receiver.log[-1] == "aclose 3"
+    assert listener.summary() == [
+        ("started", 1),
+        ("error", 1),
+        ("started", 2),
+        ("error", 2),
+        ("started", 3),
+        ("stopped", 3),
+    ]
+
+
+async def test_failing_open_is_retried_and_aclose_runs_each_time():
+    clock = ManualClock()
+    receiver = ScriptedReceiver(fail_open={1, 2, 3})
+    listener = ReceiverEvents()
+    with pytest.raises(ReceiverError) as info, anyio.fail_after(HANG_GUARD):
+        async with context(clock, max_receiver_restarts=2) as ssc:
+            ssc.add_listener(listener)
+            ssc.receiver_stream(receiver).foreach_batch(ListSink())
+            await ssc.start()
+            await anyio.sleep_forever()
+    assert receiver.log == [
+        "open 1",
+        "aclose 1",
+        "open 2",
+        "aclose 2",
+        "open 3",
+        "aclose 3",
+    ]
+    assert info.value.__cause__ is receiver.errors[-1]
+    # never connected: no "started"
+    assert listener.summary() == [("error", 1), ("error", 2), ("error", 3), ("stopped", 3)]
+
+
+async def test_not_restartable_receiver_stops_the_context_at_its_first_error():
+    clock = ManualClock()
+
+    class OneShot(ScriptedReceiver):
+        restartable = False
+
+    receiver = OneShot(fail_run={1})
+    with pytest.raises(ReceiverError) as info, anyio.fail_after(HANG_GUARD):
+        async with context(clock, max_receiver_restarts=5) as ssc:
+            ssc.receiver_stream(receiver).foreach_batch(ListSink())
+            ssc.start()
+            await anyio.sleep_forever()
+    assert info.value.attempts == 1
+    assert receiver.log == ["open 1", "run 1", "aclose 1"]
+
+
+# -- lifecycle -----------------------------------------------------------------------------
+
+
+async def test_open_is_awaited_before_the_first_batch():
+    clock = ManualClock()
+    log: list[str] = []
+
+    class SlowToOpen(Receiver[int]):
+        async def open(self):
+            log.append("open begins")
+            for _ in range(20):  # a connection that takes several loop turns
+                await anyio.lowlevel.checkpoint()
+            log.append("open ends")
+
+        async def run(self, output):
+            log.append("run")
+            await anyio.sleep_forever()
+
+    async with context(clock) as ssc:
+        ssc.receiver_stream(SlowToOpen()).foreach_batch(lambda t, r: log.append(f"batch {t}"))
+        ssc.start()
+        await clock.advance(2.0)
+    assert log[:2] == ["open begins", "open ends"]
+    assert log.index("batch 1.0") > log.index("open ends")
+    assert [entry for entry in log if entry.startswith("batch")] == ["batch 1.0", "batch 2.0"]
+
+
+async def test_awaited_start_returns_once_every_receiver_opened():
+    clock = ManualClock()
+    opened: list[str] = []
+
+    class Opens(Receiver[int]):
+        def __init__(self, name):
+            self.name = name
+
+        async def open(self):
+            for _ in range(10):
+                await anyio.lowlevel.checkpoint()
+            opened.append(self.name)
+
+        async def run(self, output):
+            await anyio.sleep_forever()
+
+    async with context(clock) as ssc:
+        first = ssc.receiver_stream(Opens("first"))
+        second = ssc.receiver_stream(Opens("second"))
+        first.union(second).foreach_batch(ListSink())
+        await ssc.start()
+        assert sorted(opened) == ["first", "second"]
+
+
+@pytest.mark.parametrize("ending", ["source ends", "context stops", "immediate stop", "run fails"])
+async def test_aclose_always_runs(ending):
+    clock = ManualClock()
+    receiver = ScriptedReceiver(
+        fail_run={1} if ending == "run fails" else set(),
+        forever=ending in ("context stops", "immediate stop"),
+    )
+    sink = ListSink()
+    try:
+        async with context(clock, max_receiver_restarts=0) as ssc:
+            ssc.receiver_stream(receiver).foreach_batch(sink)
+            await ssc.start()
+            await clock.advance(1.0)
+            if ending == "immediate stop":
+                await ssc.stop(graceful=False)
+    except ReceiverError:
+        assert ending == "run fails"
+    assert receiver.log == ["open 1", "run 1", "aclose 1"]
+
+
+async def test_receiver_whose_source_ended_reports_stopped_and_the_context_keeps_running():
+    clock = ManualClock()
+    receiver = ScriptedReceiver(forever=False)
+    listener = ReceiverEvents()
+    sink = ListSink()
+    async with context(clock) as ssc:
+        ssc.add_listener(listener)
+        ssc.receiver_stream(receiver).foreach_batch(sink)
+        await ssc.start()
+        await clock.advance(2.0)
+        assert listener.summary() == [("started", 1), ("stopped", 1)]
+    assert sink.batches == [(1.0, ["run-1"]), (2.0, [])]
+
+
+async def test_receiver_is_usable_as_an_async_context_manager():
+    receiver = ScriptedReceiver()
+    async with receiver as entered:
+        assert entered is receiver
+        assert receiver.log == ["open 1"]
+    assert receiver.log == ["open 1", "aclose 1"]
+
+
+# -- from_async_iterable --------------------------------------------------------------------
+
+
+async def test_from_async_iterable_delivers_every_item_in_order():
+    clock = ManualClock()
+    exhausted = anyio.Event()
+    sink = ListSink()
+
+    async def items():
+        for item in range(2000):
+            yield item
+        exhausted.set()
+
+    async with context(clock) as ssc:
+        ssc.from_async_iterable(items()).foreach_batch(sink)
+        ssc.start()
+        with anyio.fail_after(HANG_GUARD):
+            await exhausted.wait()
+        await clock.advance(1.0)
+        assert sink.batches == [(1.0, list(range(2000)))]
+
+
+async def test_from_async_iterable_through_a_small_buffer_loses_nothing():
+    clock = ManualClock()
+    count = 100
+    sink = ListSink()
+
+    async def items():
+        for item in range(count):
+            yield item
+
+    async with context(clock) as ssc:
+
+        def output(time, records):
+            sink(time, records)
+            if len(sink.records) == count:
+                ssc.stop()
+
+        ssc.from_async_iterable(items(), buffer_capacity=7).foreach_batch(output)
+        ssc.start()
+        await clock.advance(1000.0)
+    assert sink.records == list(range(count))
+    assert max(len(records) for _, records in sink.batches) <= 7
+    assert len(sink.batches) >= 15
+
+
+async def test_from_async_iterable_closes_the_generator_when_the_context_stops():
+    clock = ManualClock()
+    closed = anyio.Event()
+    sink = ListSink()
+
+    async def endless():
+        item = 0
+        try:
+            while True:
+                yield item
+                item += 1
+        finally:
+            closed.set()
+
+    async with context(clock) as ssc:
+        ssc.from_async_iterable(endless(), buffer_capacity=5).foreach_batch(sink)
+        ssc.start()
+        await clock.advance(2.0)
+    assert closed.is_set()
+    assert sink.records == list(range(len(sink.records)))
+    assert len(sink.records) >= 5
+
+
+async def test_from_async_iterable_error_is_not_retried():
+    clock = ManualClock()
+
+    async def broken():
+        yield 1
+        raise Boom("iterator broke")
+
+    with pytest.raises(ReceiverError) as info, anyio.fail_after(HANG_GUARD):
+        async with context(clock, max_receiver_restarts=3) as ssc:
+            ssc.from_async_iterable(broken()).foreach_batch(ListSink())
+            ssc.start()
+            await anyio.sleep_forever()
+    assert info.value.attempts == 1
+    assert isinstance(info.value.__cause__, Boom)
+
+
+@pytest.mark.parametrize("not_async", [[1, 2], iter([1]), "abc", None])
+async def test_from_async_iterable_rejects_plain_iterables(not_async):
+    ssc = context(ManualClock())
+    with pytest.raises(ConfigurationError, match="needs an async iterable"):
+        ssc.from_async_iterable(not_async)
+
+
+async def test_receiver_stream_rejects_non_receivers():
+    ssc = context(ManualClock())
+    with pytest.raises(ConfigurationError, match="subclass Receiver or use from_async_iterable"):
+        ssc.receiver_stream(object())
+
+
+# -- backpressure and memory -----------------------------------------------------------------
+
+
+class Firehose(Receiver[int]):
+    """Produces consecutive integers in chunks, as fast as its buffer allows.
+
+    Before each put it notes the buffer's statistics; each time it finds the
+    buffer exactly full it sets the next of ``full`` events.
+    """
+
+    def __init__(self, chunk: int, fills: int = 10, limit: int | None = None) -> None:
+        self.chunk = chunk
+        self.limit = limit
+        self.produced = 0
+        self.stored = 0
+        self.output: ReceiverOutput[int] | None = None
+        self.snapshots: list[BufferStatistics] = []
+        self.full = [anyio.Event() for _ in range(fills)]
+        self.fills = 0
+
+    async def run(self, output):
+        self.output = output
+        while self.limit is None or self.produced < self.limit:
+            stats = output.statistics()
+            self.snapshots.append(stats)
+            if stats.used == stats.capacity and self.fills < len(self.full):
+                self.full[self.fills].set()
+                self.fills += 1
+            records = list(range(self.produced, self.produced + self.chunk))
+            self.produced += self.chunk
+            await output.put_many(records)
+            self.stored = self.produced
+
+
+async def test_receiver_faster_than_the_pipeline_fills_the_buffer_and_waits():
+    clock = ManualClock()
+    receiver = Firehose(chunk=5)
+    sink = ListSink()
+    async with context(clock, buffer_capacity=10) as ssc:
+        ssc.receiver_stream(receiver).foreach_batch(sink)
+        await ssc.start()
+        with anyio.fail_after(HANG_GUARD):
+            await receiver.full[0].wait()
+        # full to exactly its capacity, the receiver waiting with its next chunk
+        assert receiver.output.statistics() == BufferStatistics(10, 10, 1)
+        assert (receiver.produced, receiver.stored) == (15, 10)
+
+        await clock.advance(1.0)
+        assert sink.batches == [(1.0, list(range(10)))]
+        with anyio.fail_after(HANG_GUARD):
+            await receiver.full[1].wait()
+        assert receiver.output.statistics() == BufferStatistics(10, 10, 1)
+        assert (receiver.produced, receiver.stored) == (25, 20)
+
+        await clock.advance(1.0)
+        assert sink.batches[1] == (2.0, list(range(10, 20)))
+    # stopping: the waiting chunk is stored anyway and processed; nothing lost
+    assert sink.records == list(range(receiver.produced))
+    assert all(stats.used <= stats.capacity for stats in receiver.snapshots)
+
+
+async def test_batches_are_capped_by_the_buffer_capacity():
+    clock = ManualClock()
+    receiver = Firehose(chunk=3)
+    sink = ListSink()
+    async with context(clock, buffer_capacity=10) as ssc:
+        ssc.receiver_stream(receiver).foreach_batch(sink)
+        await ssc.start()
+        await clock.advance(20.0)
+    sizes = [len(records) for _, records in sink.batches[:20]]
+    assert sizes and max(sizes) <= 10
+    assert sink.records == list(range(receiver.produced))
+
+
+async def test_memory_stays_flat_with_an_endless_receiver_and_a_small_buffer():
+    clock = ManualClock()
+    receiver = Firehose(chunk=1000)
+    batches = 0
+    total = 0
+    largest = 0
+
+    async def output(time, records):
+        nonlocal batches, total, largest
+        assert records == list(range(total, total + len(records)))
+        batches += 1
+        total += len(records)
+        largest = max(largest, len(records))
+        # slow I/O: meanwhile an unbounded receiver would store 200k records
+        for _ in range(200):
+            await anyio.lowlevel.checkpoint()
+
+    tracemalloc.start()
+    try:
+        async with context(clock, buffer_capacity=5000) as ssc:
+            ssc.receiver_stream(receiver).foreach_batch(output)
+            await ssc.start()
+            tracemalloc.reset_peak()
+            await clock.advance(40.0)
+            peak = tracemalloc.get_traced_memory()[1]
+            assert batches == 40
+            assert total >= 40 * 4000
+            assert largest <= 5000
+    finally:
+        tracemalloc.stop()
+    assert peak < 3_000_000
+
+
+# -- positions --------------------------------------------------------------------------
+
+
+class OffsetReceiver(Receiver[str]):
+    """Stores the chunks the test sends, with the positions the test gives."""
+
+    def __init__(self) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[
+            tuple[list[str], Any, anyio.Event]
+        ](1)
+        self.commits: list[Any] = []
+
+    async def send(self, records: list[str], position: Any = None) -> None:
+        stored = anyio.Event()
+        await self._send.send((records, position, stored))
+        await stored.wait()
+
+    async def run(self, output):
+        async for records, position, stored in self._receive:
+            await output.put_many(records, position=position)
+            stored.set()
+
+    async def commit(self, position):
+        self.commits.append(position)
+
+
+async def test_commit_after_every_output_with_the_position_of_the_batch_last_chunk():
+    clock = ManualClock()
+    receiver = OffsetReceiver()
+    log: list[tuple[str, float, list[Any]]] = []
+
+    class Completed(StreamingListener):
+        def on_batch_completed(self, info):
+            log.append(("completed", info.batch_time, list(receiver.commits)))
+
+    async def slow_output(time, records):
+        await anyio.lowlevel.checkpoint()
+        log.append(("first output", time, list(receiver.commits)))
+
+    def second_output(time, records):
+        log.append(("second output", time, list(receiver.commits)))
+
+    async with context(clock) as ssc:
+        ssc.add_listener(Completed())
+        stream = ssc.receiver_stream(receiver)
+        stream.foreach_batch(slow_output)
+        stream.map(str.upper).foreach_batch(second_output)
+        await ssc.start()
+        await receiver.send(["a", "b"], position="offset-2")
+        await receiver.send(["c"], position="offset-3")
+        await clock.advance(1.0)
+        assert receiver.commits == ["offset-3"]
+        await clock.advance(1.0)  # an empty batch commits nothing
+        assert receiver.commits == ["offset-3"]
+        await receiver.send(["d"], position="offset-4")
+        await receiver.send(["e"])  # no position: the batch covers offset-4
+        await clock.advance(1.0)
+        assert receiver.commits == ["offset-3", "offset-4"]
+    assert log == [
+        ("first output", 1.0, []),
+        ("second output", 1.0, []),
+        ("completed", 1.0, ["offset-3"]),
+        ("first output", 2.0, ["offset-3"]),
+        ("second output", 2.0, ["offset-3"]),
+        ("completed", 2.0, ["offset-3"]),
+        ("first output", 3.0, ["offset-3"]),
+        ("second output", 3.0, ["offset-3"]),
+        ("completed", 3.0, ["offset-3", "offset-4"]),
+    ]
+
+
+async def test_failing_output_leaves_the_batch_position_uncommitted():
+    clock = ManualClock()
+    source = MemorySource()
+    later: list[float] = []
+
+    def output(time, records):
+        if "bad" in records:
+            raise Boom("cannot write")
+
+    with pytest.raises(OperatorError) as info:
+        async with context(clock) as ssc:
+            stream = ssc.receiver_stream(source)
+            stream.foreach_batch(output)
+            stream.foreach_batch(lambda t, r: later.append(t))
+            await ssc.start()
+            await source.send(["good"])
+            await clock.advance(1.0)
+            await source.send(["bad", "worse"])
+            await clock.advance(1.0)
+    assert isinstance(info.value.__cause__, Boom)
+    assert source.commits == [1]
+    # the output after the failing one did not run for that batch
+    assert later == [1.0]
+
+
+async def test_position_of_a_chunk_split_by_max_rate_is_committed_once_it_is_all_output():
+    clock = ManualClock()
+    source = MemorySource()
+    sink = ListSink()
+    async with context(clock) as ssc:
+        ssc.receiver_stream(source, max_rate=2).foreach_batch(sink)
+        await ssc.start()
+        await source.send(["a", "b", "c"])
+        await clock.advance(1.0)
+        assert sink.batches == [(1.0, ["a", "b"])]
+        assert source.commits == []
+        await clock.advance(1.0)
+        assert sink.batches[1] == (2.0, ["c"])
+        assert source.commits == [3]
+
+
+async def test_each_receiver_gets_its_own_positions():
+    clock = ManualClock()
+    left, right = MemorySource(), MemorySource()
+    async with context(clock) as ssc:
+        ssc.receiver_stream(left).union(ssc.receiver_stream(right)).foreach_batch(ListSink())
+        await ssc.start()
+        await left.send([1, 2, 3])
+        await right.send([4])
+        await clock.advance(1.0)
+        await right.send([5])
+        await clock.advance(1.0)
+    assert left.commits == [3]
+    assert right.commits == [1, 2]
+
+
+# -- max_rate ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("interval", "max_rate", "per_batch"),
+    [(1.0, 3, 3), (0.5, 5, 2), (2.0, 1.5, 3), (1.0, 0.2, 1)],
+)
+async def test_max_rate_caps_records_per_batch_without_loss(interval, max_rate, per_batch):
+    clock = ManualClock()
+    source = MemorySource()
+    sink = ListSink()
+    async with StreamingContext(batch_interval=interval, clock=clock) as ssc:
+        ssc.receiver_stream(source, max_rate=max_rate).foreach_batch(sink)
+        await ssc.start()
+        await source.send(list(range(8)))
+        await source.send(list(range(8, 10)))
+        full, rest = divmod(10, per_batch)
+        batches = full + (1 if rest else 0)
+        await clock.advance(interval * (batches + 1))
+    # capped batches, then the rest, then an empty batch: nothing lost or repeated
+    expected = [per_batch] * full + ([rest] if rest else []) + [0]
+    assert [len(records) for _, records in sink.batches] == expected
+    assert sink.records == list(range(10))
+    assert sink.times[0] == interval
+
+
+async def test_max_rate_with_a_receiver_waiting_on_a_full_buffer_loses_nothing():
+    clock = ManualClock()
+    receiver = Firehose(chunk=4, limit=40)
+    sink = ListSink()
+    async with context(clock, buffer_capacity=4) as ssc:
+
+        def output(time, records):
+            sink(time, records)
+            if len(sink.records) == 40:
+                ssc.stop()
+
+        ssc.receiver_stream(receiver, max_rate=3).foreach_batch(output)
+        await ssc.start()
+        await clock.advance(1000.0)
+    assert sink.records == list(range(40))
+    assert max(len(records) for _, records in sink.batches) <= 3
+    assert len(sink.batches) >= 14

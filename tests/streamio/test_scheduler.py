@@ -1,0 +1,386 @@
+"""The scheduler: batch times on the interval grid, one batch at a time, metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from streamio import BatchInfo, ManualClock, StreamingContext, StreamingListener
+from streamio.testing import ListSink, MemorySource
+
+DASHES = "-------------------------------------------"
+
+
+class Recorder(StreamingListener):
+    """Keeps a snapshot of the BatchInfo at each callback."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, BatchInfo]] = []
+
+    def _keep(self, event: str, info: BatchInfo) -> None:
+        self.events.append((event, dataclasses.replace(info)))
+
+    def on_batch_submitted(self, info: BatchInfo) -> None:
+        self._keep("submitted", info)
+
+    def on_batch_started(self, info: BatchInfo) -> None:
+        self._keep("started", info)
+
+    def on_batch_completed(self, info: BatchInfo) -> None:
+        self._keep("completed", info)
+
+    def completed(self) -> list[BatchInfo]:
+        return [info for event, info in self.events if event == "completed"]
+
+
+# -- the grid ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("start", "interval", "expected"),
+    [
+        (0.0, 0.25, [0.25, 0.5, 0.75, 1.0]),
+        (0.5, 0.25, [0.75, 1.0, 1.25, 1.5]),
+        (0.6, 0.25, [0.75, 1.0, 1.25, 1.5]),
+        # 0.3 / 0.1 is 2.9999999999999996 in floating point: 0.3 is still "now"
+        (0.3, 0.1, [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3]),
+    ],
+)
+async def test_batch_times_are_on_the_interval_grid_after_the_start(start, interval, expected):
+    clock = ManualClock(start)
+    sink = ListSink()
+    async with StreamingContext(batch_interval=interval, clock=clock) as ssc:
+        ssc.queue_stream([]).foreach_batch(sink)
+        ssc.start()
+        await clock.advance(1.0)
+        assert sink.times == expected
+        assert clock.now() == start + 1.0
+
+
+async def test_float_accumulation_does_not_skip_batches():
+    clock = ManualClock()
+    sink = ListSink()
+    async with StreamingContext(batch_interval=0.1, clock=clock) as ssc:
+        ssc.queue_stream([[k] for k in range(1, 11)]).foreach_batch(sink)
+        ssc.start()
+        for _ in range(10):
+            await clock.advance(0.1)
+        assert sink.times == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+        assert sink.records == list(range(1, 11))
+
+
+async def test_advance_between_grid_points_runs_only_the_due_batches():
+    clock = ManualClock()
+    sink = ListSink()
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.queue_stream([]).foreach_batch(sink)
+        ssc.start()
+        await clock.advance(0.5)
+        assert sink.times == []
+        await clock.advance(1.0)
+        assert sink.times == [1.0]
+        await clock.advance(0.49)
+        assert sink.times == [1.0]
+        await clock.advance(0.01)
+        assert sink.times == [1.0, 2.0]
+
+
+async def test_no_batch_before_the_clock_moves():
+    clock = ManualClock()
+    sink = ListSink()
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.queue_stream([[1]]).foreach_batch(sink)
+        await ssc.start()
+        await clock.advance(0)
+        assert sink.batches == []
+
+
+# -- advance() and batch completion ---------------------------------------------------
+
+
+async def test_advance_returns_only_after_async_outputs_are_done():
+    clock = ManualClock()
+    done: list[float] = []
+    helper_results: list[int] = []
+
+    async with (
+        StreamingContext(batch_interval=1.0, clock=clock) as ssc,
+        anyio.create_task_group() as tg,
+    ):
+
+        async def output(time, records):
+            for _ in range(5):
+                await anyio.lowlevel.checkpoint()
+            # wait for another task, too
+            finished = anyio.Event()
+
+            async def helper():
+                await anyio.lowlevel.checkpoint()
+                helper_results.append(len(records))
+                finished.set()
+
+            tg.start_soon(helper)
+            await finished.wait()
+            done.append(time)
+
+        ssc.queue_stream([[1, 2], [3]]).foreach_batch(output)
+        ssc.start()
+        await clock.advance(1.0)
+        assert done == [1.0]
+        await clock.advance(1.0)
+        assert done == [1.0, 2.0]
+        assert helper_results == [2, 1]
+
+
+async def test_advance_over_several_intervals_runs_every_due_batch():
+    clock = ManualClock()
+    sink = ListSink()
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.queue_stream([["a"], ["b"], ["c"]]).foreach_batch(sink)
+        ssc.start()
+        await clock.advance(3.0)
+        assert sink.batches == [(1.0, ["a"]), (2.0, ["b"]), (3.0, ["c"])]
+
+
+async def test_batches_never_overlap():
+    clock = ManualClock()
+    log: list[tuple[str, str, float]] = []
+
+    def make_output(name):
+        async def output(time, records):
+            log.append(("enter", name, time))
+            for _ in range(3):
+                await anyio.lowlevel.checkpoint()
+            log.append(("exit", name, time))
+
+        return output
+
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        stream = ssc.queue_stream([[1], [2], [3]])
+        stream.foreach_batch(make_output("first"))
+        stream.map(lambda x: x).foreach_batch(make_output("second"))
+        ssc.start()
+        await clock.advance(3.0)
+    expected = []
+    for time in (1.0, 2.0, 3.0):
+        for name in ("first", "second"):
+            expected += [("enter", name, time), ("exit", name, time)]
+    assert log == expected
+
+
+async def test_output_jobs_run_in_registration_order():
+    clock = ManualClock()
+    log: list[tuple[str, float]] = []
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        numbers = ssc.queue_stream([[1], [2]])
+        words = ssc.queue_stream([["x"], ["y"]])
+        words.foreach_batch(lambda t, r: log.append(("c", t)))
+        numbers.map(str).foreach_batch(lambda t, r: log.append(("a", t)))
+        numbers.foreach_batch(lambda t, r: log.append(("b", t)))
+        words.count().foreach_batch(lambda t, r: log.append(("d", t)))
+        ssc.start()
+        await clock.advance(2.0)
+    assert log == [
+        ("c", 1.0),
+        ("a", 1.0),
+        ("b", 1.0),
+        ("d", 1.0),
+        ("c", 2.0),
+        ("a", 2.0),
+        ("b", 2.0),
+        ("d", 2.0),
+    ]
+
+
+# -- slow batches and metrics ---------------------------------------------------------
+
+
+async def test_slow_batch_delays_later_batches_which_keep_their_grid_times():
+    clock = ManualClock()
+    recorder = Recorder()
+    seen: list[tuple[float, float]] = []
+
+    def output(time, records):
+        seen.append((time, clock.now()))
+        if time == 1.0:
+            clock.elapse(2.5)
+
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.add_listener(recorder)
+        ssc.queue_stream([]).foreach_batch(output)
+        ssc.start()
+        await clock.advance(5.0)
+        assert clock.now() == 5.0
+        last = ssc.last_batch
+    # the batches due during the slow one run late, one after the other, at 3.5
+    assert seen == [(1.0, 1.0), (2.0, 3.5), (3.0, 3.5), (4.0, 4.0), (5.0, 5.0)]
+    completed = recorder.completed()
+    assert [info.batch_time for info in completed] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert [info.submission_time for info in completed] == [1.0, 3.5, 3.5, 4.0, 5.0]
+    assert [info.scheduling_delay for info in completed] == [0.0, 1.5, 0.5, 0.0, 0.0]
+    assert [info.processing_time for info in completed] == [2.5, 0.0, 0.0, 0.0, 0.0]
+    assert [info.total_delay for info in completed] == [2.5, 1.5, 0.5, 0.0, 0.0]
+    assert [info.processing_delay for info in completed] == [2.5, 0.0, 0.0, 0.0, 0.0]
+    assert last is not None
+    assert last.batch_time == 5.0
+
+
+async def test_batch_info_counts_records_per_input():
+    clock = ManualClock()
+    recorder = Recorder()
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.add_listener(recorder)
+        source = MemorySource()
+        queued = ssc.queue_stream([[1, 2], [], [3]], name="queued")
+        received = ssc.receiver_stream(source, name="received")
+        # the output reads only part of the graph; counts are of what was cut
+        queued.union(received).filter(lambda x: x == "never").foreach_batch(ListSink())
+        await ssc.start()
+        await source.send(["a", "b", "c"])
+        await clock.advance(1.0)
+        await source.send(["d"])
+        await source.send(["e"])
+        await clock.advance(2.0)
+    completed = recorder.completed()
+    assert [dict(info.records_per_input) for info in completed] == [
+        {"queued": 2, "received": 3},
+        {"queued": 0, "received": 2},
+        {"queued": 1, "received": 0},
+    ]
+    assert [info.num_records for info in completed] == [5, 2, 1]
+
+
+async def test_listener_callbacks_in_order_with_the_times_known_at_each():
+    clock = ManualClock()
+    recorder = Recorder()
+
+    def output(time, records):
+        clock.elapse(0.25)
+
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.add_listener(recorder)
+        ssc.queue_stream([[1]], name="q").foreach_batch(output)
+        ssc.start()
+        await clock.advance(1.0)
+    assert [event for event, _ in recorder.events] == ["submitted", "started", "completed"]
+    submitted, started, completed = (info for _, info in recorder.events)
+    assert submitted == BatchInfo(1.0, {"q": 1}, submission_time=1.0)
+    assert submitted.scheduling_delay is None
+    assert submitted.processing_time is None
+    assert submitted.total_delay is None
+    assert started == BatchInfo(1.0, {"q": 1}, 1.0, processing_start_time=1.0)
+    assert completed == BatchInfo(1.0, {"q": 1}, 1.0, 1.0, processing_end_time=1.25)
+    assert completed.processing_time == 0.25
+
+
+async def test_final_batches_of_a_graceful_stop_have_no_scheduling_delay():
+    clock = ManualClock()
+    recorder = Recorder()
+    source = MemorySource()
+
+    def output(time, records):
+        clock.elapse(0.5)
+
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.add_listener(recorder)
+        ssc.receiver_stream(source, name="r", max_rate=2).foreach_batch(output)
+        await ssc.start()
+        await source.send([1, 2, 3])
+    # cut at once, before their grid times 1.0 and 2.0
+    completed = recorder.completed()
+    assert [info.batch_time for info in completed] == [1.0, 2.0]
+    assert [info.submission_time for info in completed] == [0.0, 0.5]
+    assert [info.scheduling_delay for info in completed] == [0.0, 0.0]
+    assert [info.processing_time for info in completed] == [0.5, 0.5]
+    assert [info.processing_delay for info in completed] == [0.5, 0.5]
+    assert [info.total_delay for info in completed] == [0.5, 0.5]
+    assert [dict(info.records_per_input) for info in completed] == [{"r": 2}, {"r": 1}]
+
+
+async def test_async_listener_callbacks_are_awaited():
+    clock = ManualClock()
+    log: list[tuple[str, float]] = []
+
+    class AsyncListener:
+        async def on_batch_started(self, info):
+            await anyio.lowlevel.checkpoint()
+            log.append(("started", info.batch_time))
+
+        async def on_batch_completed(self, info):
+            await anyio.lowlevel.checkpoint()
+            log.append(("completed", info.batch_time))
+
+    async def output(time, records):
+        log.append(("output", time))
+
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.add_listener(AsyncListener())
+        ssc.queue_stream([]).foreach_batch(output)
+        ssc.start()
+        await clock.advance(2.0)
+        assert log == [
+            ("started", 1.0),
+            ("output", 1.0),
+            ("completed", 1.0),
+            ("started", 2.0),
+            ("output", 2.0),
+            ("completed", 2.0),
+        ]
+
+
+async def test_last_batch_is_none_before_the_first_batch():
+    clock = ManualClock()
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.queue_stream([[1, 2]], name="q").foreach_batch(ListSink())
+        assert ssc.last_batch is None
+        ssc.start()
+        assert ssc.last_batch is None
+        await clock.advance(1.0)
+        assert ssc.last_batch is not None
+        assert ssc.last_batch.batch_time == 1.0
+        assert ssc.last_batch.num_records == 2
+
+
+# -- pprint ---------------------------------------------------------------------------
+
+
+def pprint_block(time, lines):
+    return "\n".join([DASHES, f"Time: {time}", DASHES, *lines]) + "\n\n"
+
+
+async def test_pprint_prints_like_pyspark(capsys):
+    clock = ManualClock()
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        stream = ssc.queue_stream([[("a", 1), "b", 3], list(range(11)), list(range(10)), []])
+        stream.pprint()
+        ssc.start()
+        await clock.advance(4.0)
+    out = capsys.readouterr().out
+    assert out == (
+        pprint_block(1.0, ["('a', 1)", "b", "3"])
+        + pprint_block(2.0, [str(i) for i in range(10)] + ["..."])
+        + pprint_block(3.0, [str(i) for i in range(10)])
+        + pprint_block(4.0, [])
+    )
+
+
+async def test_pprint_num_limits_the_records_shown(capsys):
+    clock = ManualClock()
+
+    class Record:
+        def __str__(self):
+            return "as str"
+
+        def __repr__(self):
+            return "as repr"
+
+    async with StreamingContext(batch_interval=0.5, clock=clock) as ssc:
+        ssc.queue_stream([[Record(), 2, 3], [Record(), 2]]).pprint(2)
+        ssc.start()
+        await clock.advance(1.0)
+    assert capsys.readouterr().out == (
+        pprint_block(0.5, ["as str", "2", "..."]) + pprint_block(1.0, ["as str", "2"])
+    )
