@@ -101,6 +101,15 @@ def best_of(repeat: int, fn: Callable[[], float]) -> float:
     return min(fn() for _ in range(repeat))
 
 
+def best_interleaved(
+    repeat: int, first: Callable[[], float], second: Callable[[], float]
+) -> tuple[float, float]:
+    """Best times of two measurements taken in turns, so drifts of the machine's
+    speed hit both alike."""
+    times = [(first(), second()) for _ in range(repeat)]
+    return min(t for t, _ in times), min(t for _, t in times)
+
+
 def timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
@@ -111,7 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3, help="best of N runs")
+    parser.add_argument("--repeat", type=int, default=5, help="best of N runs")
     parser.add_argument("--ticks", type=int, default=20_000, help="empty ticks to time")
     parser.add_argument("--uvloop", action="store_true", help="run the engine on uvloop")
     args = parser.parse_args()
@@ -142,8 +151,7 @@ def main() -> None:
         ),
     ]
     for name, engine_fn, baseline_name, baseline_fn in rows:
-        baseline = best_of(args.repeat, baseline_fn)
-        measured = best_of(args.repeat, engine_fn)
+        baseline, measured = best_interleaved(args.repeat, baseline_fn, engine_fn)
         print(
             f"{name:26} {args.lines / measured:>12,.0f} lines/s | "
             f"{baseline_name:18} {args.lines / baseline:>12,.0f} lines/s | "

@@ -9,6 +9,7 @@ module-level functions so an executor can ship them to other processes.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -74,6 +75,13 @@ def compose(first: PartitionFn | None, second: PartitionFn | None) -> PartitionF
 def reduce_partition(func: Callable[[V, V], V], pairs: Iterable[tuple[K, V]]) -> dict[K, V]:
     """Map-side combine of ``reduce_by_key``: one value per key."""
     acc: dict[K, V] = {}
+    if func is operator.add:  # the common case: the same ``+``, without a call per record
+        for key, value in pairs:
+            if key in acc:
+                acc[key] = acc[key] + value  # type: ignore[operator]
+            else:
+                acc[key] = value
+        return acc
     for key, value in pairs:
         if key in acc:
             acc[key] = func(acc[key], value)
