@@ -21,7 +21,9 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 C = TypeVar("C")
 
-PartitionFn = Callable[[Iterable[Any]], Iterable[Any]]
+# What runs on one partition: usually records in, records out; a tail step (a
+# map-side combine, a count) may return any one value per partition.
+PartitionFn = Callable[[Iterable[Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,7 @@ _EMPTY = object()
 def reduce_records(func: Callable[[T, T], T], records: Iterable[T]) -> Any:
     """Reduce a partition to one value, or a private marker when it is empty."""
     iterator = iter(records)
-    acc = next(iterator, _EMPTY)
+    acc: Any = next(iterator, _EMPTY)
     if acc is _EMPTY:
         return _EMPTY
     for record in iterator:

@@ -140,6 +140,7 @@ class Node:
     """A stream in the graph. Subclasses implement ``compute``."""
 
     kind = "stream"
+    graph: Graph
 
     def __init__(self, graph: Graph, parents: tuple[Node, ...], name: str | None) -> None:
         for parent in parents:
