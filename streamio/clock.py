@@ -127,6 +127,34 @@ class _ManualTimer:
         self._clock._changed()
 
 
+# How many loop turns advance() gives other tasks before a tick at most: bounds the
+# wait when some task never blocks (it yields with sleep(0) forever).
+_MAX_TURNS_BEFORE_TICK = 10_000
+
+
+def _other_tasks_runnable() -> bool:
+    """Whether a task other than the current one is ready to run.
+
+    A task blocked in an await has a pending future in ``_fut_waiter`` (asyncio's
+    task attribute, which anyio's ``wait_all_tasks_blocked`` reads too).
+    """
+    current = asyncio.current_task()
+    for task in asyncio.all_tasks():
+        if task is not current:
+            waiter = getattr(task, "_fut_waiter", None)
+            if waiter is None or waiter.done():
+                return True
+    return False
+
+
+async def _let_other_tasks_run() -> None:
+    """Yield to the event loop until every other task waits (or the turns run out)."""
+    for _ in range(_MAX_TURNS_BEFORE_TICK):
+        if not _other_tasks_runnable():
+            return
+        await asyncio.sleep(0)
+
+
 class ManualClock:
     """A clock that moves only when told to, for exact and instant tests.
 
@@ -188,8 +216,10 @@ class ManualClock:
 
         Returns once every batch due by the new time has been processed: each
         sleeper whose deadline passes is woken at its deadline, in order, and
-        the clock waits for it to sleep again before moving on. Cancellation
-        leaves the clock at the last deadline reached.
+        the clock waits for it to sleep again before moving on. Before each
+        deadline, every other task that can run (a receiver with data in hand)
+        runs until it waits, so a batch holds what was ready before its time.
+        Cancellation leaves the clock at the last deadline reached.
 
         Raises:
             ValueError: if ``seconds`` is negative or not finite.
@@ -203,6 +233,7 @@ class ManualClock:
             due = [d for d in due if d <= target + _GRID_TOLERANCE]
             if not due:
                 break
+            await _let_other_tasks_run()
             self._now = max(self._now, min(due))
             for t in self._timers:
                 if t.deadline is not None and t.deadline <= self._now + _GRID_TOLERANCE:

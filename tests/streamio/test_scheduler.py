@@ -384,3 +384,37 @@ async def test_pprint_num_limits_the_records_shown(capsys):
     assert capsys.readouterr().out == (
         pprint_block(0.5, ["as str", "2", "..."]) + pprint_block(1.0, ["as str", "2"])
     )
+
+
+async def test_advance_lets_a_receiver_store_what_it_has_before_the_tick():
+    async def numbers():
+        for number in range(500):
+            await anyio.lowlevel.checkpoint()  # the source yields to the loop per item
+            yield number
+
+    clock = ManualClock()
+    sink = ListSink()
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.from_async_iterable(numbers()).foreach_batch(sink)
+        ssc.start()
+        await clock.advance(1.0)
+    assert sink.batches[0] == (1.0, list(range(500)))
+
+
+async def test_advance_is_not_held_up_by_a_task_that_never_waits():
+    stop = anyio.Event()
+
+    async def spinner():
+        while not stop.is_set():
+            await anyio.lowlevel.checkpoint()
+
+    clock = ManualClock()
+    sink = ListSink()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(spinner)
+        async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+            ssc.queue_stream([[1], [2]]).foreach_batch(sink)
+            ssc.start()
+            await clock.advance(2.0)
+        stop.set()
+    assert sink.batches == [(1.0, [1]), (2.0, [2])]
