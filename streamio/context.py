@@ -371,7 +371,8 @@ class StreamingContext:
 
         Returns at once; ``await ssc.stop()`` also waits until the context has
         terminated (awaiting it from inside an output job does not wait, since
-        that job is part of what must finish).
+        that job is part of what must finish). Cancelling that wait does not undo
+        the stop.
         """
         if self._state is ContextState.ACTIVE:
             self._request_stop(graceful)
@@ -398,6 +399,8 @@ class StreamingContext:
 
     async def await_termination(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Wait until the context stops; True if it did, False after ``timeout``.
+
+        Cancelling the wait leaves the context running.
 
         Raises:
             the error that stopped the context (OperatorError, ReceiverError, ...).
