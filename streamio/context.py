@@ -120,7 +120,6 @@ class StreamingContext:
         self._stop_timeout = _check_duration(stop_timeout, "stop_timeout")
         self._graph = Graph(self._interval, partition_size)
         self._listeners: list[StreamingListener] = []
-        self._remember = 0.0
         self._state = ContextState.INITIALIZED
         self._task_group: TaskGroup | None = None
         self._scheduler: Scheduler | None = None
@@ -287,9 +286,9 @@ class StreamingContext:
 
         By default a batch is dropped once its outputs have run.
         """
-        self._remember = max(self._remember, _check_duration(duration, "remember duration"))
-        if self._scheduler is not None:
-            self._scheduler.remember = self._remember
+        self._graph.remember = max(
+            self._graph.remember, _check_duration(duration, "remember duration")
+        )
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -351,12 +350,11 @@ class StreamingContext:
             )
             raise ConfigurationError(msg)
         self._graph.frozen = True
-        self._graph.prepare()
-        self._graph.executor = InlineExecutor()
         self._scheduler = Scheduler(self._graph, self._clock, self._listeners)
-        self._scheduler.remember = self._remember
-        timer = self._clock.timer()
         first_index = self._scheduler.first_index()
+        self._graph.prepare(zero_time=self._scheduler.batch_time(first_index - 1))
+        self._graph.executor = InlineExecutor()
+        timer = self._clock.timer()
         self._state = ContextState.ACTIVE
         self._task_group.start_soon(self._run, timer, first_index)
         return _Completion(self._started.wait)

@@ -14,6 +14,7 @@ stream, applies ``build`` and returns each batch's records (see
 from __future__ import annotations
 
 import itertools
+import math
 import operator as _operator
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
@@ -42,6 +43,7 @@ from .graph import (
     TransformNode,
     UnionNode,
 )
+from .window import ReducedWindowNode, WindowNode, check_window, times_between
 
 if TYPE_CHECKING:
     from .context import StreamingContext
@@ -512,6 +514,147 @@ class DStream(Generic[T]):
         """
         return self._join("full_outer_join", other, num_partitions, name)
 
+    # -- windows --------------------------------------------------------------------
+
+    def _window(self, operator: str, length: float, slide: float | None) -> tuple[float, float]:
+        return check_window(operator, self._node.slide, length, slide)
+
+    def window(
+        self, window_length: float, slide_interval: float | None = None, *, name: str | None = None
+    ) -> DStream[T]:
+        """Every ``slide_interval`` seconds, the records of the last ``window_length``
+        seconds of batches. Both must be multiples of this stream's slide (the batch
+        interval by default); the slide defaults to this stream's.
+
+        >>> collect(lambda s: s.window(2.0), [[1], [2], [3]])
+        [[1], [1, 2], [2, 3]]
+        >>> collect(lambda s: s.window(3.0, 2.0), [[1], [2], [3], [4]])
+        [[1, 2], [2, 3, 4]]
+        """
+        length, slide = self._window("window", window_length, slide_interval)
+        return self._wrap(WindowNode(self._node, length, slide, name))
+
+    def reduce_by_key_and_window(
+        self: DStream[tuple[K, V]],
+        func: Callable[[V, V], V],
+        inv_func: Callable[[V, V], V] | None,
+        window_length: float,
+        slide_interval: float | None = None,
+        num_partitions: int | None = None,
+        filter_func: Callable[[tuple[K, V]], Any] | None = None,
+        *,
+        name: str | None = None,
+    ) -> DStream[tuple[K, V]]:
+        """``reduce_by_key`` over a sliding window.
+
+        With ``inv_func`` (the inverse of ``func``, e.g. ``operator.sub`` for
+        ``operator.add``) each window is computed from the previous one, adding the
+        batches that enter and removing those that leave: its cost does not grow
+        with the window's length. Keys whose value returns to the "zero" are kept,
+        as in Spark, unless ``filter_func((key, value))`` returns false for them.
+        Without ``inv_func`` every window is reduced anew (``filter_func`` is not
+        used then, as in PySpark).
+
+        >>> import operator
+        >>> collect(lambda s: s.reduce_by_key_and_window(operator.add, operator.sub, 2.0),
+        ...         [[("a", 1)], [("a", 2)], [("b", 1)]])
+        [[('a', 1)], [('a', 3)], [('a', 2), ('b', 1)]]
+        """
+        check_function(func, "reduce_by_key_and_window", 2)
+        if inv_func is not None:
+            check_function(inv_func, "reduce_by_key_and_window", 2)
+        if filter_func is not None:
+            check_function(filter_func, "reduce_by_key_and_window", 1)
+        length, slide = self._window("reduce_by_key_and_window", window_length, slide_interval)
+        count = _check_partitions(num_partitions, "reduce_by_key_and_window")
+        reduced = self.reduce_by_key(func, count)._node
+        if inv_func is None:
+            windowed = WindowNode(reduced, length, slide, None)
+            return DStream(self._context, windowed).reduce_by_key(func, count, name=name)
+        return self._wrap(
+            ReducedWindowNode(reduced, func, inv_func, length, slide, count, filter_func, name)
+        )
+
+    def reduce_by_window(
+        self,
+        func: Callable[[T, T], T],
+        inv_func: Callable[[T, T], T] | None,
+        window_length: float,
+        slide_interval: float,
+        *,
+        name: str | None = None,
+    ) -> DStream[T]:
+        """One record per window: its records combined with ``func`` (incrementally
+        when ``inv_func`` is given; then, as in Spark, a window that empties after
+        holding records gives the "zero", e.g. 0).
+
+        >>> import operator
+        >>> collect(lambda s: s.reduce_by_window(operator.add, operator.sub, 2.0, 1.0),
+        ...         [[1, 2], [3], []])
+        [[3], [6], [3]]
+        """
+        check_function(func, "reduce_by_window", 2)
+        self._window("reduce_by_window", window_length, slide_interval)
+        keyed = self.map(_key_one)
+        reduced = keyed.reduce_by_key_and_window(func, inv_func, window_length, slide_interval, 1)
+        return reduced.map(_value, name=name)
+
+    def count_by_window(
+        self, window_length: float, slide_interval: float, *, name: str | None = None
+    ) -> DStream[int]:
+        """One record per window: how many records it holds (incremental).
+
+        >>> collect(lambda s: s.count_by_window(2.0, 1.0), [[1, 2], [3], []])
+        [[2], [3], [1]]
+        """
+        return self.map(_one).reduce_by_window(
+            _operator.add, _operator.sub, window_length, slide_interval, name=name
+        )
+
+    def count_by_value_and_window(
+        self,
+        window_length: float,
+        slide_interval: float,
+        num_partitions: int | None = None,
+        *,
+        name: str | None = None,
+    ) -> DStream[tuple[T, int]]:
+        """``(value, count)`` for every distinct record of each window (incremental).
+
+        >>> collect(lambda s: s.count_by_value_and_window(2.0, 1.0), [["a"], ["a", "b"], []])
+        [[('a', 1)], [('a', 2), ('b', 1)], [('a', 1), ('b', 1)]]
+        """
+        counted = self.map(_pair_one).reduce_by_key_and_window(
+            _operator.add, _operator.sub, window_length, slide_interval, num_partitions
+        )
+        return counted.filter(_positive_count, name=name)
+
+    def slice(self, from_time: float, to_time: float) -> list[tuple[float, list[T]]]:
+        """The remembered batches of this stream with times in ``[from_time, to_time]``
+        (aligned down to the slide grid), as ``(batch_time, records)``.
+
+        Batches are remembered as long as windows need them, or as
+        ``ssc.remember(duration)`` asks.
+
+        Raises:
+            ConfigurationError: if a batch in the range is not remembered.
+        """
+        node = self._node
+        zero, slide = node.graph.zero_time, node.slide
+        first = zero + math.floor((from_time - zero) / slide + 1e-9) * slide
+        last = zero + math.floor((to_time - zero) / slide + 1e-9) * slide
+        found = []
+        for time in times_between(node, first - slide, last):
+            batch = node.remembered(time)
+            if batch is None:
+                msg = (
+                    f"slice(): the batch at {time} of {self.name!r} is not remembered; "
+                    "call ssc.remember(duration) before start() to keep past batches"
+                )
+                raise ConfigurationError(msg)
+            found.append((time, batch.records()))
+        return found
+
     # -- output operations ----------------------------------------------------------
 
     def foreach_batch(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
@@ -544,6 +687,26 @@ class DStream(Generic[T]):
             print("\n".join(lines) + "\n")
 
         OutputOperation(self._node, print_batch, "pprint", name)
+
+
+def _key_one(record: Any) -> tuple[int, Any]:
+    return (1, record)
+
+
+def _value(pair: tuple[Any, Any]) -> Any:
+    return pair[1]
+
+
+def _one(record: Any) -> int:
+    return 1
+
+
+def _pair_one(record: Any) -> tuple[Any, int]:
+    return (record, 1)
+
+
+def _positive_count(pair: tuple[Any, int]) -> bool:
+    return pair[1] > 0
 
 
 def _with_time(fn: Any, operator: str, arity: int) -> bool:

@@ -63,6 +63,8 @@ class Graph:
         self.nodes: list[Node] = []
         self.outputs: list[OutputOperation] = []
         self.frozen = False
+        self.zero_time = 0.0  # the grid origin; the first batch is one interval later
+        self.remember = 0.0  # what ssc.remember() asked for
         self._names: set[str] = set()
         self._counter = itertools.count(1)
 
@@ -95,21 +97,29 @@ class Graph:
         self._names.add(name)
         return name
 
-    def prepare(self) -> None:
-        """Count each node's consumers, which decides what is fused (called at start)."""
+    def prepare(self, zero_time: float) -> None:
+        """Called at start: count each node's consumers (which decides what is
+        fused) and how long each must remember its batches for its children."""
+        self.zero_time = zero_time
         for node in self.nodes:
             node.consumers = 0
+            node.materialized = False
             node.cached_pipeline = None
-        for node in self.nodes:
+            node.required_remember = node.own_remember()
+        for node in reversed(self.nodes):  # children were created after their parents
             for parent in node.parents:
                 parent.consumers += 1
+                parent.materialized |= node.materializes_parents
+                parent.required_remember = max(parent.required_remember, node.parent_remember())
         for output in self.outputs:
             output.node.consumers += 1
-
-    def forget(self, before: float) -> None:
-        """Drop memoised batches with a time at or before ``before``."""
         for node in self.nodes:
-            node.forget(before)
+            node.materialized |= node.consumers > 1
+
+    def forget(self, time: float) -> None:
+        """Batch ``time`` is done: drop what no window or ``remember()`` needs."""
+        for node in self.nodes:
+            node.forget(time - max(self.remember, node.required_remember))
 
     async def evaluate(
         self, node: Node, time: float, tail: PartitionFn | None, what: str, tail_ops: Ops = ()
@@ -141,18 +151,52 @@ class Node:
 
     kind = "stream"
     graph: Graph
+    # Whether this node reads its parents' past batches (windows): they must then be
+    # memoised rather than fused into this node and recomputed for every window.
+    materializes_parents = False
 
-    def __init__(self, graph: Graph, parents: tuple[Node, ...], name: str | None) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        parents: tuple[Node, ...],
+        name: str | None,
+        slide: float | None = None,
+    ) -> None:
         for parent in parents:
             if parent.graph is not graph:
                 msg = "streams of different StreamingContexts cannot be combined"
                 raise ConfigurationError(msg)
+        slides = {parent.slide for parent in parents}
+        if len(slides) > 1:
+            listed = ", ".join(f"{p.name} slides every {p.slide:g}s" for p in parents)
+            msg = (
+                f"{self.kind}() combines streams with different slide intervals ({listed}); "
+                "window them to the same slide first"
+            )
+            raise ConfigurationError(msg)
         self.graph = graph
         self.parents = parents
+        # Seconds between this stream's batches: the batch interval, or a window's slide.
+        self.slide: float = slide or (parents[0].slide if parents else graph.batch_interval)
         self.consumers = 0
+        self.materialized = False  # memoised rather than fused into its consumer
+        self.required_remember = 0.0
         self.cached_pipeline: Pipeline | None = None
         self._generated: dict[float, Batch[Any] | None] = {}
         self.name = graph.register(self, self.kind, name)
+
+    def own_remember(self) -> float:
+        """Seconds of its own past batches this node reads (a windowed reduce: one slide)."""
+        return 0.0
+
+    def parent_remember(self) -> float:
+        """Seconds of past batches this node needs its parents to keep."""
+        return self.required_remember
+
+    def is_valid_time(self, time: float) -> bool:
+        """Whether ``time`` is on this stream's slide grid (Spark's alignment)."""
+        steps = (time - self.graph.zero_time) / self.slide
+        return steps > 0.5 and abs(steps - round(steps)) < 1e-6
 
     def pipeline(self) -> Pipeline:
         """This node as a materialised source (narrow nodes override it to fuse)."""
@@ -161,17 +205,23 @@ class Node:
         return self.cached_pipeline
 
     async def get(self, time: float) -> Batch[Any] | None:
-        """The batch for ``time``, computed at most once."""
+        """The batch for ``time``, computed at most once; None off the slide grid."""
         try:
             return self._generated[time]
         except KeyError:
             pass
+        if not self.is_valid_time(time):
+            return None
         batch = await self.compute(time)
         self._generated[time] = batch
         return batch
 
     async def compute(self, time: float) -> Batch[Any] | None:
         raise NotImplementedError
+
+    def remembered(self, time: float) -> Batch[Any] | None:
+        """The memoised batch at ``time``, if it is still kept."""
+        return self._generated.get(time)
 
     def forget(self, before: float) -> None:
         if self._generated:
@@ -318,7 +368,7 @@ class NarrowNode(Node):
 
     def pipeline(self) -> Pipeline:
         if self.cached_pipeline is None:
-            if self.consumers > 1:
+            if self.materialized:
                 self.cached_pipeline = Pipeline(self, None, ())
             else:
                 self.cached_pipeline = self.parents[0].pipeline().then(self.fn, self.ops)

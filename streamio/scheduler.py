@@ -42,7 +42,6 @@ class Scheduler:
         self.listeners = listeners
         self.interval = graph.batch_interval
         self.inputs = [node for node in graph.nodes if isinstance(node, InputNode)]
-        self.remember = 0.0
         self.last_batch: BatchInfo | None = None
         self._stop_requested = anyio.Event()
         self._timer: Timer | None = None
@@ -118,7 +117,7 @@ class Scheduler:
         for node in self.inputs:
             await node.commit(time)
         info.processing_end_time = clock.now()
-        self.graph.forget(time - self.remember)
+        self.graph.forget(time)
         self.last_batch = info
         if listeners:
             await notify(listeners, "on_batch_completed", info)
