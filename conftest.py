@@ -21,4 +21,5 @@ def _doctest_names(doctest_namespace: dict[str, Any]) -> None:
         run=streamio.run,
         StreamingContext=streamio.StreamingContext,
         ManualClock=streamio.ManualClock,
+        StateSpec=streamio.StateSpec,
     )

@@ -10,11 +10,13 @@ from .errors import (
     ContextStateError,
     OperatorError,
     ReceiverError,
+    StateError,
     StreamioError,
 )
 from .listener import BatchInfo, ReceiverInfo, StreamingListener
 from .receiver import Receiver, ReceiverOutput
 from .runner import run
+from .state import State, StateSpec
 
 __all__ = [
     "BatchInfo",
@@ -33,6 +35,9 @@ __all__ = [
     "StreamingContext",
     "StreamingListener",
     "StreamioError",
+    "State",
+    "StateError",
+    "StateSpec",
     "SystemClock",
     "run",
 ]

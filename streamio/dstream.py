@@ -43,6 +43,7 @@ from .graph import (
     TransformNode,
     UnionNode,
 )
+from .state import MapWithStateNode, StateSnapshotNode, StateSpec, UpdateStateNode, initial_pairs
 from .window import ReducedWindowNode, WindowNode, check_window, times_between
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 W = TypeVar("W")
 C = TypeVar("C")
+S = TypeVar("S")
 
 
 def _check_partitions(num_partitions: int | None, operator: str) -> int | None:
@@ -655,6 +657,53 @@ class DStream(Generic[T]):
             found.append((time, batch.records()))
         return found
 
+    # -- state ----------------------------------------------------------------------
+
+    def update_state_by_key(
+        self: DStream[tuple[K, V]],
+        update_fn: Callable[[list[V], S | None], S | None],
+        initial_state: Iterable[tuple[K, S]] | None = None,
+        num_partitions: int | None = None,
+        *,
+        name: str | None = None,
+    ) -> DStream[tuple[K, S]]:
+        """Keep a state per key across batches: every batch, ``update_fn(new_values,
+        old_state)`` gives each key's new state (``old_state`` is None for a new key;
+        keys without new values are called with ``[]``; returning None removes the
+        key). The stream holds every ``(key, state)`` after each batch.
+
+        >>> collect(lambda s: s.update_state_by_key(lambda vs, old: (old or 0) + sum(vs)),
+        ...         [[("a", 1)], [("a", 2), ("b", 5)], []])
+        [[('a', 1)], [('a', 3), ('b', 5)], [('a', 3), ('b', 5)]]
+        """
+        check_function(update_fn, "update_state_by_key", 2)
+        initial = initial_pairs(initial_state, "update_state_by_key")
+        count = _check_partitions(num_partitions, "update_state_by_key")
+        return self._wrap(UpdateStateNode(self._node, update_fn, initial, count, name))
+
+    def map_with_state(
+        self: DStream[tuple[K, V]], spec: StateSpec, *, name: str | None = None
+    ) -> MapWithStateDStream[Any]:
+        """Map every ``(key, value)`` record with ``spec.function(batch_time, key, value,
+        state)``, which reads and changes the key's :class:`~streamio.State`; what it
+        returns is emitted (None emits nothing). Keys idle for ``spec.timeout`` seconds
+        get a last call with value None while ``state.is_timing_out()``.
+
+        The returned stream's ``state_snapshots()`` holds every ``(key, state)``.
+
+        >>> def running_total(time, key, value, state):
+        ...     total = state.get_option(0) + value
+        ...     state.update(total)
+        ...     return (key, total)
+        >>> collect(lambda s: s.map_with_state(StateSpec(running_total)),
+        ...         [[("a", 1), ("a", 2)], [("a", 3)]])
+        [[('a', 1), ('a', 3)], [('a', 6)]]
+        """
+        if not isinstance(spec, StateSpec):
+            msg = f"map_with_state() needs a streamio.StateSpec, not {type(spec).__name__}"
+            raise ConfigurationError(msg)
+        return MapWithStateDStream(self._context, MapWithStateNode(self._node, spec, name))
+
     # -- output operations ----------------------------------------------------------
 
     def foreach_batch(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
@@ -687,6 +736,16 @@ class DStream(Generic[T]):
             print("\n".join(lines) + "\n")
 
         OutputOperation(self._node, print_batch, "pprint", name)
+
+
+class MapWithStateDStream(DStream[T]):
+    """The stream ``map_with_state`` returns: mapped records, plus the state."""
+
+    __slots__ = ()
+
+    def state_snapshots(self, *, name: str | None = None) -> DStream[tuple[Any, Any]]:
+        """Every ``(key, state)`` after each batch."""
+        return DStream(self._context, StateSnapshotNode(self._node.graph, (self._node,), name))
 
 
 def _key_one(record: Any) -> tuple[int, Any]:

@@ -12,6 +12,7 @@ __all__ = [
     "ContextStateError",
     "OperatorError",
     "ReceiverError",
+    "StateError",
     "StreamioError",
 ]
 
@@ -76,3 +77,8 @@ class ConnectorError(StreamioError):
     def __init__(self, message: str, *, retriable: bool) -> None:
         super().__init__(message)
         self.retriable = retriable
+
+
+class StateError(StreamioError, RuntimeError):
+    """A ``map_with_state`` function misused its key's state (read a missing one,
+    updated one that is timing out)."""

@@ -1,0 +1,269 @@
+"""State across batches: ``update_state_by_key`` and ``map_with_state``.
+
+State lives in the runtime, in the state nodes (``state`` dicts keyed by record
+key), never in user globals: the checkpoint step saves and restores exactly these
+dicts, together with the source positions of the same batch. Each state node
+computes its batches in time order; a batch time that nothing asked for is still
+computed before the next one, so no update is skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from .batch import Batch, merge_by_key, split_records
+from .errors import ConfigurationError, OperatorError, StateError, StreamioError
+from .functions import check_function, describe
+from .graph import Node
+
+__all__ = ["State", "StateSpec"]
+
+S = TypeVar("S")
+
+_MISSING = object()
+
+
+def initial_pairs(initial_state: Any, operator: str) -> dict[Any, Any]:
+    """``initial_state`` (an iterable of ``(key, state)`` pairs) as a dict."""
+    if initial_state is None:
+        return {}
+    try:
+        return dict(initial_state)
+    except (TypeError, ValueError) as exc:
+        msg = f"{operator}(): initial_state must be an iterable of (key, state) pairs: {exc}"
+        raise ConfigurationError(msg) from exc
+
+
+class State(Generic[S]):
+    """The state of one key, as ``map_with_state``'s function sees it."""
+
+    __slots__ = ("_removed", "_timing_out", "_updated", "_value")
+
+    def __init__(self, value: Any = _MISSING, *, timing_out: bool = False) -> None:
+        self._value = value
+        self._timing_out = timing_out
+        self._updated = False
+        self._removed = False
+
+    def exists(self) -> bool:
+        """Whether the key has a state."""
+        return self._value is not _MISSING
+
+    def get(self) -> S:
+        """The state. Raises StateError when there is none (check ``exists()``)."""
+        if self._value is _MISSING:
+            raise StateError("the key has no state; check state.exists() before state.get()")
+        return self._value  # type: ignore[no-any-return]
+
+    def get_option(self, default: Any = None) -> S | Any:
+        """The state, or ``default`` when there is none."""
+        return default if self._value is _MISSING else self._value
+
+    def update(self, value: S) -> None:
+        """Set the key's new state. Not allowed on a key that is timing out."""
+        if self._timing_out:
+            raise StateError("a state that is timing out cannot be updated")
+        self._value = value
+        self._updated = True
+        self._removed = False
+
+    def remove(self) -> None:
+        """Remove the key's state. Not allowed on a key that is timing out."""
+        if self._timing_out:
+            raise StateError("a state that is timing out is removed already; do not remove it")
+        if self._value is _MISSING:
+            raise StateError("the key has no state to remove")
+        self._value = _MISSING
+        self._removed = True
+        self._updated = False
+
+    def is_timing_out(self) -> bool:
+        """True in the last call for a key that received nothing for ``timeout`` seconds."""
+        return self._timing_out
+
+    def __repr__(self) -> str:
+        shown = "absent" if self._value is _MISSING else repr(self._value)
+        return f"State({shown}{', timing out' if self._timing_out else ''})"
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """What ``map_with_state`` needs.
+
+    Args:
+        function: ``function(batch_time, key, value, state)`` called for every
+            ``(key, value)`` record; what it returns is emitted (None emits nothing).
+        initial_state: ``(key, state)`` pairs the state starts with.
+        timeout: seconds without records after which a key gets a last call
+            (``value`` None, ``state.is_timing_out()`` True) and its state is dropped.
+    """
+
+    function: Callable[[float, Any, Any, State[Any]], Any]
+    initial_state: Iterable[tuple[Any, Any]] | None = None
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        check_function(self.function, "StateSpec", 4)
+        timeout = self.timeout
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
+            msg = f"StateSpec timeout must be a finite number of seconds > 0, not {timeout!r}"
+            raise ConfigurationError(msg)
+
+
+class _StatefulNode(Node):
+    """A node whose batches depend on its previous one: computed in time order."""
+
+    def __init__(self, parent: Node, num_partitions: int | None, name: str | None) -> None:
+        super().__init__(parent.graph, (parent,), name)
+        self.num_partitions = num_partitions
+        self.state_time: float | None = None  # the batch the state reflects
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        previous = round(time - self.slide, 9)
+        if (
+            self.state_time is not None
+            and previous > self.state_time
+            and self.is_valid_time(previous)
+        ):
+            await self.get(previous)  # catch up on a batch nothing asked for
+        parts = await self.parents[0].partitions(time)
+        if parts is None:
+            return None
+        try:
+            pairs = self.update(time, parts)
+        except StreamioError:
+            raise
+        except Exception as exc:
+            msg = f"{describe(self.user_fn)} raised {type(exc).__name__}: {exc}"
+            raise OperatorError(self.name, time, msg) from exc
+        self.state_time = time
+        return Batch(time, self.partition(pairs, len(parts)))
+
+    user_fn: Callable[..., Any]
+
+    def update(self, time: float, parts: list[list[Any]]) -> list[Any]:
+        """Apply one batch to the state; the batch's output records."""
+        raise NotImplementedError
+
+    def partition(self, records: list[Any], parent_partitions: int) -> list[list[Any]]:
+        return split_records(records, self.graph.partition_size)
+
+
+def _keep_first(first: Any, second: Any) -> Any:
+    return first
+
+
+class UpdateStateNode(_StatefulNode):
+    """``update_state_by_key``: ``update_fn(new_values, old_state)`` for every key."""
+
+    kind = "update_state_by_key"
+
+    def __init__(
+        self,
+        parent: Node,
+        update_fn: Callable[[list[Any], Any], Any],
+        initial_state: dict[Any, Any],
+        num_partitions: int | None,
+        name: str | None,
+    ) -> None:
+        super().__init__(parent, num_partitions, name)
+        self.user_fn = update_fn
+        self.state: dict[Any, Any] = dict(initial_state)
+
+    def partition(self, records: list[Any], parent_partitions: int) -> list[list[Any]]:
+        count = self.num_partitions or parent_partitions
+        if count == 1:
+            return [records]
+        return merge_by_key([dict(records)], _keep_first, count)
+
+    def update(self, time: float, parts: list[list[Any]]) -> list[Any]:
+        new_values: dict[Any, list[Any]] = {}
+        for partition in parts:
+            for key, value in partition:
+                if key in new_values:
+                    new_values[key].append(value)
+                else:
+                    new_values[key] = [value]
+        update_fn, state = self.user_fn, self.state
+        keys = list(state)
+        keys.extend(key for key in new_values if key not in state)
+        for key in keys:
+            new_state = update_fn(new_values.get(key, []), state.get(key))
+            if new_state is None:
+                state.pop(key, None)
+            else:
+                state[key] = new_state
+        return list(state.items())
+
+
+class MapWithStateNode(_StatefulNode):
+    """``map_with_state``: a function of each record and its key's state."""
+
+    kind = "map_with_state"
+
+    def __init__(self, parent: Node, spec: StateSpec, name: str | None) -> None:
+        super().__init__(parent, None, name)
+        self.user_fn = spec.function
+        self.timeout = spec.timeout
+        self.state: dict[Any, Any] = initial_pairs(spec.initial_state, "map_with_state")
+        self.updated_at: dict[Any, float] = {}
+        self.snapshots: dict[float, list[tuple[Any, Any]]] = {}
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        batch = await super().compute(time)
+        if batch is not None:
+            self.snapshots[time] = list(self.state.items())
+        return batch
+
+    def update(self, time: float, parts: list[list[Any]]) -> list[Any]:
+        function, state, updated_at = self.user_fn, self.state, self.updated_at
+        if self.state_time is None:  # the initial state counts as updated at the first batch
+            updated_at.update(dict.fromkeys(state, time))
+        mapped: list[Any] = []
+        for partition in parts:
+            for key, value in partition:
+                current = State(state.get(key, _MISSING))
+                result = function(time, key, value, current)
+                if current._removed:
+                    state.pop(key, None)
+                    updated_at.pop(key, None)
+                elif current._updated or (current.exists() and self.timeout is not None):
+                    state[key] = current._value
+                    updated_at[key] = time
+                if result is not None:
+                    mapped.append(result)
+        if self.timeout is not None:
+            threshold = time - self.timeout
+            for key in [k for k, at in updated_at.items() if at < threshold - 1e-9]:
+                result = function(time, key, None, State(state[key], timing_out=True))
+                del state[key]
+                del updated_at[key]
+                if result is not None:
+                    mapped.append(result)
+        return mapped
+
+    def forget(self, before: float) -> None:
+        super().forget(before)
+        for time in [t for t in self.snapshots if t <= before]:
+            del self.snapshots[time]
+
+
+class StateSnapshotNode(Node):
+    """Every ``(key, state)`` of a ``map_with_state`` after each batch."""
+
+    kind = "state_snapshots"
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        owner = self.parents[0]
+        assert isinstance(owner, MapWithStateNode)
+        if await owner.get(time) is None:
+            return None
+        return Batch(time, [list(owner.snapshots[time])])
