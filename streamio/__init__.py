@@ -13,6 +13,7 @@ from .errors import (
     StateError,
     StreamioError,
 )
+from .event_time import EventWindow
 from .listener import BatchInfo, ReceiverInfo, StreamingListener
 from .receiver import Receiver, ReceiverOutput
 from .runner import run
@@ -26,6 +27,7 @@ __all__ = [
     "ContextState",
     "ContextStateError",
     "DStream",
+    "EventWindow",
     "ManualClock",
     "OperatorError",
     "Receiver",

@@ -17,7 +17,6 @@ stops the context and is raised out of the block, and out of
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import AsyncIterable, Generator, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -30,7 +29,7 @@ from .clock import Clock, SystemClock
 from .dstream import DStream
 from .errors import ConfigurationError, ContextStateError
 from .executors import InlineExecutor
-from .functions import check_positive_int
+from .functions import check_positive_int, check_seconds
 from .graph import Graph, QueueInputNode, ReceiverInputNode, UnionNode, check_queue_item
 from .listener import BatchInfo, ReceiverInfo, StreamingListener
 from .receiver import Receiver, ReceiverOutput, supervise
@@ -64,15 +63,6 @@ class _Completion:
         return self._wait().__await__()
 
 
-def _check_duration(value: Any, what: str, *, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and math.isfinite(value) and (value > 0 or (allow_zero and value == 0)):
-        return float(value)
-    bound = ">= 0" if allow_zero else "> 0"
-    msg = f"{what} must be a finite number of seconds {bound}, not {value!r}"
-    raise ConfigurationError(msg)
-
-
 class StreamingContext:
     """The entry point of streamio: builds the DStream graph and runs it.
 
@@ -102,7 +92,7 @@ class StreamingContext:
         receiver_restart_backoff: float = 0.1,
         stop_timeout: float = 30.0,
     ) -> None:
-        self._interval = _check_duration(batch_interval, "batch_interval")
+        self._interval = check_seconds(batch_interval, "batch_interval")
         if clock is not None and not isinstance(clock, Clock):
             msg = f"clock must have now() and timer() (see streamio.clock.Clock), not {clock!r}"
             raise ConfigurationError(msg)
@@ -114,10 +104,10 @@ class StreamingContext:
         if max_receiver_restarts < 0:
             raise ConfigurationError("max_receiver_restarts must be a whole number >= 0")
         self._max_restarts = max_receiver_restarts
-        self._backoff = _check_duration(
+        self._backoff = check_seconds(
             receiver_restart_backoff, "receiver_restart_backoff", allow_zero=True
         )
-        self._stop_timeout = _check_duration(stop_timeout, "stop_timeout")
+        self._stop_timeout = check_seconds(stop_timeout, "stop_timeout")
         self._graph = Graph(self._interval, partition_size)
         self._listeners: list[StreamingListener] = []
         self._state = ContextState.INITIALIZED
@@ -232,7 +222,7 @@ class StreamingContext:
         buffer: ChunkBuffer[T] = ChunkBuffer(capacity)
         cap = None
         if max_rate is not None:
-            rate = _check_duration(max_rate, "max_rate")
+            rate = check_seconds(max_rate, "max_rate")
             cap = max(1, int(rate * self._interval))
         node = ReceiverInputNode(self._graph, receiver, buffer, cap, name)
         return DStream(self, node)
@@ -287,7 +277,7 @@ class StreamingContext:
         By default a batch is dropped once its outputs have run.
         """
         self._graph.remember = max(
-            self._graph.remember, _check_duration(duration, "remember duration")
+            self._graph.remember, check_seconds(duration, "remember duration")
         )
 
     # -- lifecycle --------------------------------------------------------------

@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .batch import combine_partition, concat_lists, group_partition, reduce_partition
 from .errors import ConfigurationError
+from .event_time import EventTimeWindowNode, EventWindow, SessionWindowNode
 from .functions import (
     accepts,
     check_async_function,
     check_function,
     check_positive_int,
+    check_seconds,
     describe,
 )
 from .graph import (
@@ -43,7 +45,7 @@ from .graph import (
     TransformNode,
     UnionNode,
 )
-from .state import MapWithStateNode, StateSnapshotNode, StateSpec, UpdateStateNode, initial_pairs
+from .state import MapWithStateNode, SideOutputNode, StateSpec, UpdateStateNode, initial_pairs
 from .window import ReducedWindowNode, WindowNode, check_window, times_between
 
 if TYPE_CHECKING:
@@ -704,6 +706,70 @@ class DStream(Generic[T]):
             raise ConfigurationError(msg)
         return MapWithStateDStream(self._context, MapWithStateNode(self._node, spec, name))
 
+    # -- event time -------------------------------------------------------------------
+
+    def event_time_window(
+        self,
+        timestamp: Callable[[T], float],
+        window_length: float,
+        slide_interval: float | None = None,
+        *,
+        allowed_lateness: float = 0.0,
+        key: Callable[[T], Any] | None = None,
+        name: str | None = None,
+    ) -> EventTimeDStream[EventWindow]:
+        """Windows over the time events happened: ``timestamp(record)`` seconds.
+
+        Tumbling windows of ``window_length`` seconds (aligned to 0), or sliding
+        ones every ``slide_interval`` seconds, per ``key(record)`` when given. The
+        watermark is the largest timestamp seen minus ``allowed_lateness``; a window
+        is emitted as an :class:`~streamio.EventWindow` once the watermark passes
+        its end. Records too late for every window of theirs go to
+        ``late_records()``.
+
+        >>> collect(lambda s: s.event_time_window(lambda r: r, 10.0).map(
+        ...     lambda w: (w.start, w.end, w.records)), [[1, 4, 12], [25, 3]])
+        [[(0.0, 10.0, [1, 4])], [(10.0, 20.0, [12])]]
+        """
+        check_function(timestamp, "event_time_window", 1)
+        if key is not None:
+            check_function(key, "event_time_window", 1)
+        length = check_seconds(window_length, "event_time_window(): window_length")
+        slide = length if slide_interval is None else slide_interval
+        slide = check_seconds(slide, "event_time_window(): slide_interval")
+        lateness = check_seconds(
+            allowed_lateness, "event_time_window(): allowed_lateness", allow_zero=True
+        )
+        node = EventTimeWindowNode(self._node, timestamp, key, length, slide, lateness, name)
+        return EventTimeDStream(self._context, node)
+
+    def session_window(
+        self,
+        timestamp: Callable[[T], float],
+        gap: float,
+        *,
+        allowed_lateness: float = 0.0,
+        key: Callable[[T], Any] | None = None,
+        name: str | None = None,
+    ) -> EventTimeDStream[EventWindow]:
+        """Session windows over event time: a key's events less than ``gap`` seconds
+        apart form one window ``[first, last + gap)``, emitted once the watermark
+        (largest timestamp seen minus ``allowed_lateness``) passes its end.
+
+        >>> collect(lambda s: s.session_window(lambda r: r, 5.0).map(
+        ...     lambda w: (w.start, w.end, w.records)), [[1, 3, 20], [30]])
+        [[(1.0, 8.0, [1, 3])], [(20.0, 25.0, [20])]]
+        """
+        check_function(timestamp, "session_window", 1)
+        if key is not None:
+            check_function(key, "session_window", 1)
+        length = check_seconds(gap, "session_window(): gap")
+        lateness = check_seconds(
+            allowed_lateness, "session_window(): allowed_lateness", allow_zero=True
+        )
+        node = SessionWindowNode(self._node, timestamp, key, length, lateness, name)
+        return EventTimeDStream(self._context, node)
+
     # -- output operations ----------------------------------------------------------
 
     def foreach_batch(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
@@ -745,7 +811,17 @@ class MapWithStateDStream(DStream[T]):
 
     def state_snapshots(self, *, name: str | None = None) -> DStream[tuple[Any, Any]]:
         """Every ``(key, state)`` after each batch."""
-        return DStream(self._context, StateSnapshotNode(self._node.graph, (self._node,), name))
+        return DStream(self._context, SideOutputNode(self._node, "state_snapshots", name))
+
+
+class EventTimeDStream(DStream[T]):
+    """The stream of emitted event-time windows, plus the records too late for them."""
+
+    __slots__ = ()
+
+    def late_records(self, *, name: str | None = None) -> DStream[Any]:
+        """The records that arrived after every window they belong to was emitted."""
+        return DStream(self._context, SideOutputNode(self._node, "late_records", name))
 
 
 def _key_one(record: Any) -> tuple[int, Any]:

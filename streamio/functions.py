@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -66,6 +67,16 @@ def check_async_function(fn: Any, operator: str, arity: int) -> None:
             "synchronous; use map() for plain functions"
         )
         raise ConfigurationError(msg)
+
+
+def check_seconds(value: Any, what: str, *, allow_zero: bool = False) -> float:
+    """``value`` as a duration in seconds: finite and > 0 (or >= 0)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and math.isfinite(value) and (value > 0 or (allow_zero and value == 0)):
+        return float(value)
+    bound = ">= 0" if allow_zero else "> 0"
+    msg = f"{what} must be a finite number of seconds {bound}, not {value!r}"
+    raise ConfigurationError(msg)
 
 
 def check_positive_int(value: Any, what: str) -> int:

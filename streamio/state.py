@@ -118,13 +118,18 @@ class StateSpec:
             raise ConfigurationError(msg)
 
 
-class _StatefulNode(Node):
-    """A node whose batches depend on its previous one: computed in time order."""
+class StatefulNode(Node):
+    """A node whose batches depend on its previous one: computed in time order.
+
+    ``update`` may also leave a second output per batch in ``side`` (state
+    snapshots, late records), which a :class:`SideOutputNode` turns into a stream.
+    """
 
     def __init__(self, parent: Node, num_partitions: int | None, name: str | None) -> None:
         super().__init__(parent.graph, (parent,), name)
         self.num_partitions = num_partitions
         self.state_time: float | None = None  # the batch the state reflects
+        self.side: dict[float, list[Any]] = {}
 
     async def compute(self, time: float) -> Batch[Any] | None:
         previous = round(time - self.slide, 9)
@@ -156,12 +161,17 @@ class _StatefulNode(Node):
     def partition(self, records: list[Any], parent_partitions: int) -> list[list[Any]]:
         return split_records(records, self.graph.partition_size)
 
+    def forget(self, before: float) -> None:
+        super().forget(before)
+        for time in [t for t in self.side if t <= before]:
+            del self.side[time]
+
 
 def _keep_first(first: Any, second: Any) -> Any:
     return first
 
 
-class UpdateStateNode(_StatefulNode):
+class UpdateStateNode(StatefulNode):
     """``update_state_by_key``: ``update_fn(new_values, old_state)`` for every key."""
 
     kind = "update_state_by_key"
@@ -204,7 +214,7 @@ class UpdateStateNode(_StatefulNode):
         return list(state.items())
 
 
-class MapWithStateNode(_StatefulNode):
+class MapWithStateNode(StatefulNode):
     """``map_with_state``: a function of each record and its key's state."""
 
     kind = "map_with_state"
@@ -215,13 +225,6 @@ class MapWithStateNode(_StatefulNode):
         self.timeout = spec.timeout
         self.state: dict[Any, Any] = initial_pairs(spec.initial_state, "map_with_state")
         self.updated_at: dict[Any, float] = {}
-        self.snapshots: dict[float, list[tuple[Any, Any]]] = {}
-
-    async def compute(self, time: float) -> Batch[Any] | None:
-        batch = await super().compute(time)
-        if batch is not None:
-            self.snapshots[time] = list(self.state.items())
-        return batch
 
     def update(self, time: float, parts: list[list[Any]]) -> list[Any]:
         function, state, updated_at = self.user_fn, self.state, self.updated_at
@@ -248,22 +251,20 @@ class MapWithStateNode(_StatefulNode):
                 del updated_at[key]
                 if result is not None:
                     mapped.append(result)
+        self.side[time] = list(state.items())  # the state snapshot
         return mapped
 
-    def forget(self, before: float) -> None:
-        super().forget(before)
-        for time in [t for t in self.snapshots if t <= before]:
-            del self.snapshots[time]
 
+class SideOutputNode(Node):
+    """The second output of a stateful node (state snapshots, late records)."""
 
-class StateSnapshotNode(Node):
-    """Every ``(key, state)`` of a ``map_with_state`` after each batch."""
-
-    kind = "state_snapshots"
+    def __init__(self, owner: StatefulNode, kind: str, name: str | None) -> None:
+        self.kind = kind
+        super().__init__(owner.graph, (owner,), name)
 
     async def compute(self, time: float) -> Batch[Any] | None:
         owner = self.parents[0]
-        assert isinstance(owner, MapWithStateNode)
+        assert isinstance(owner, StatefulNode)
         if await owner.get(time) is None:
             return None
-        return Batch(time, [list(owner.snapshots[time])])
+        return Batch(time, split_records(owner.side[time], self.graph.partition_size))

@@ -19,6 +19,7 @@ PUBLIC_NAMES = {
     "ContextState",
     "ContextStateError",
     "DStream",
+    "EventWindow",
     "ManualClock",
     "OperatorError",
     "Receiver",
