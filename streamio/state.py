@@ -245,7 +245,7 @@ class MapWithStateNode(StatefulNode):
                     mapped.append(result)
         if self.timeout is not None:
             threshold = time - self.timeout
-            for key in [k for k, at in updated_at.items() if at < threshold - 1e-9]:
+            for key in [k for k, at in updated_at.items() if at <= threshold + 1e-9]:
                 result = function(time, key, None, State(state[key], timing_out=True))
                 del state[key]
                 del updated_at[key]
