@@ -574,10 +574,12 @@ class DStream(Generic[T]):
         reduced = self.reduce_by_key(func, count)._node
         if inv_func is None:
             windowed = WindowNode(reduced, length, slide, None)
-            return DStream(self._context, windowed).reduce_by_key(func, count, name=name)
-        return self._wrap(
-            ReducedWindowNode(reduced, func, inv_func, length, slide, count, filter_func, name)
-        )
+            result = DStream(self._context, windowed).reduce_by_key(func, count, name=name)
+        else:
+            result = self._wrap(
+                ReducedWindowNode(reduced, func, inv_func, length, slide, count, filter_func, name)
+            )
+        return _name_hidden_steps(result, self)
 
     def reduce_by_window(
         self,
@@ -598,10 +600,12 @@ class DStream(Generic[T]):
         [[3], [6], [3]]
         """
         check_function(func, "reduce_by_window", 2)
+        if inv_func is not None:
+            check_function(inv_func, "reduce_by_window", 2)
         self._window("reduce_by_window", window_length, slide_interval)
         keyed = self.map(_key_one)
         reduced = keyed.reduce_by_key_and_window(func, inv_func, window_length, slide_interval, 1)
-        return reduced.map(_value, name=name)
+        return _name_hidden_steps(reduced.map(_value, name=name), self)
 
     def count_by_window(
         self, window_length: float, slide_interval: float, *, name: str | None = None
@@ -611,9 +615,11 @@ class DStream(Generic[T]):
         >>> collect(lambda s: s.count_by_window(2.0, 1.0), [[1, 2], [3], []])
         [[2], [3], [1]]
         """
-        return self.map(_one).reduce_by_window(
+        self._window("count_by_window", window_length, slide_interval)
+        counted = self.map(_one).reduce_by_window(
             _operator.add, _operator.sub, window_length, slide_interval, name=name
         )
+        return _name_hidden_steps(counted, self)
 
     def count_by_value_and_window(
         self,
@@ -628,10 +634,12 @@ class DStream(Generic[T]):
         >>> collect(lambda s: s.count_by_value_and_window(2.0, 1.0), [["a"], ["a", "b"], []])
         [[('a', 1)], [('a', 2), ('b', 1)], [('a', 1), ('b', 1)]]
         """
+        self._window("count_by_value_and_window", window_length, slide_interval)
+        count = _check_partitions(num_partitions, "count_by_value_and_window")
         counted = self.map(_pair_one).reduce_by_key_and_window(
-            _operator.add, _operator.sub, window_length, slide_interval, num_partitions
+            _operator.add, _operator.sub, window_length, slide_interval, count
         )
-        return counted.filter(_positive_count, name=name)
+        return _name_hidden_steps(counted.filter(_positive_count, name=name), self)
 
     def slice(self, from_time: float, to_time: float) -> list[tuple[float, list[T]]]:
         """The remembered batches of this stream with times in ``[from_time, to_time]``
@@ -802,6 +810,18 @@ class DStream(Generic[T]):
             print("\n".join(lines) + "\n")
 
         OutputOperation(self._node, print_batch, "pprint", name)
+
+
+def _name_hidden_steps(result: DStream[Any], start: DStream[Any]) -> DStream[Any]:
+    """Let the hidden steps of a composite operator (between ``start`` and
+    ``result``) report their errors under the name of the operator the user wrote."""
+    pending = list(result._node.parents)
+    while pending:
+        node = pending.pop()
+        if node is not start._node:
+            node.label = result._node.label
+            pending.extend(node.parents)
+    return result
 
 
 class MapWithStateDStream(DStream[T]):

@@ -99,18 +99,26 @@ class Graph:
 
     def prepare(self, zero_time: float) -> None:
         """Called at start: count each node's consumers (which decides what is
-        fused) and how long each must remember its batches for its children."""
+        fused) and work out how long each must remember its batches.
+
+        A node is computed when something asks for its batch: an output at the
+        current time, or a window, up to a slide late (its ``lag``). Its parents
+        must keep their batches for that lag, plus what windows re-read.
+        """
         self.zero_time = zero_time
         for node in self.nodes:
             node.consumers = 0
             node.materialized = False
             node.cached_pipeline = None
-            node.required_remember = node.own_remember()
+            node.lag = 0.0
+            node.required_remember = 0.0
         for node in reversed(self.nodes):  # children were created after their parents
+            node.required_remember = max(node.required_remember, node.lag + node.own_remember())
             for parent in node.parents:
                 parent.consumers += 1
                 parent.materialized |= node.materializes_parents
-                parent.required_remember = max(parent.required_remember, node.parent_remember())
+                parent.lag = max(parent.lag, node.lag_for_parents())
+                parent.required_remember = max(parent.required_remember, node.retain_for_parents())
         for output in self.outputs:
             output.node.consumers += 1
         for node in self.nodes:
@@ -180,18 +188,26 @@ class Node:
         self.slide: float = slide or (parents[0].slide if parents else graph.batch_interval)
         self.consumers = 0
         self.materialized = False  # memoised rather than fused into its consumer
+        self.lag = 0.0  # how late this node's batches may be computed (set by prepare)
         self.required_remember = 0.0
         self.cached_pipeline: Pipeline | None = None
         self._generated: dict[float, Batch[Any] | None] = {}
         self.name = graph.register(self, self.kind, name)
+        # What errors call this node: its name, or the operator the user wrote when
+        # this node is a hidden step of it (the per-batch reduce of a windowed one).
+        self.label = self.name
 
     def own_remember(self) -> float:
         """Seconds of its own past batches this node reads (a windowed reduce: one slide)."""
         return 0.0
 
-    def parent_remember(self) -> float:
-        """Seconds of past batches this node needs its parents to keep."""
-        return self.required_remember
+    def lag_for_parents(self) -> float:
+        """How late this node may ask its parents for a batch, after that batch's time."""
+        return self.lag
+
+    def retain_for_parents(self) -> float:
+        """Seconds of past batches this node re-reads from its parents (windows)."""
+        return 0.0
 
     def is_valid_time(self, time: float) -> bool:
         """Whether ``time`` is on this stream's slide grid (Spark's alignment)."""
@@ -234,7 +250,7 @@ class Node:
         The lists may be the memoised batch's own: read them, never change them.
         """
         tail = list if self.pipeline().fn is not None else None
-        return await self.graph.evaluate(self, time, tail, self.name)
+        return await self.graph.evaluate(self, time, tail, self.label)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -364,19 +380,23 @@ class NarrowNode(Node):
         self.kind = kind
         super().__init__(parent.graph, (parent,), name)
         self.fn = fn
-        self.ops: Ops = ((self.name, user_fn),) if user_fn is not None else ()
+        self.user_fn = user_fn
+
+    def ops(self) -> Ops:
+        """The user function of this stage, named for error messages."""
+        return ((self.label, self.user_fn),) if self.user_fn is not None else ()
 
     def pipeline(self) -> Pipeline:
         if self.cached_pipeline is None:
             if self.materialized:
                 self.cached_pipeline = Pipeline(self, None, ())
             else:
-                self.cached_pipeline = self.parents[0].pipeline().then(self.fn, self.ops)
+                self.cached_pipeline = self.parents[0].pipeline().then(self.fn, self.ops())
         return self.cached_pipeline
 
     async def compute(self, time: float) -> Batch[Any] | None:
         parts = await self.graph.evaluate(
-            self.parents[0], time, compose(self.fn, list), self.name, self.ops
+            self.parents[0], time, compose(self.fn, list), self.label, self.ops()
         )
         return None if parts is None else Batch(time, parts)
 
@@ -402,8 +422,8 @@ class ShuffleNode(Node):
         self._num_partitions = num_partitions
 
     async def compute(self, time: float) -> Batch[Any] | None:
-        ops = tuple((self.name, fn) for fn in self._user_fns)
-        combined = await self.graph.evaluate(self.parents[0], time, self._combine, self.name, ops)
+        ops = tuple((self.label, fn) for fn in self._user_fns)
+        combined = await self.graph.evaluate(self.parents[0], time, self._combine, self.label, ops)
         if combined is None:
             return None
         try:
@@ -475,7 +495,7 @@ class CountNode(Node):
     kind = "count"
 
     async def compute(self, time: float) -> Batch[Any] | None:
-        counts = await self.graph.evaluate(self.parents[0], time, count_records, self.name)
+        counts = await self.graph.evaluate(self.parents[0], time, count_records, self.label)
         return None if counts is None else Batch(time, [[sum(counts)]])
 
 
@@ -494,15 +514,15 @@ class ReduceNode(Node):
             self.parents[0],
             time,
             lambda records: reduce_records(func, records),
-            self.name,
-            ((self.name, func),),
+            self.label,
+            ((self.label, func),),
         )
         if results is None:
             return None
         try:
             return Batch(time, [reduce_results(func, results)])
         except Exception as exc:
-            raise OperatorError(self.name, time, f"{type(exc).__name__}: {exc}") from exc
+            raise OperatorError(self.label, time, f"{type(exc).__name__}: {exc}") from exc
 
 
 class TransformNode(Node):
@@ -536,7 +556,7 @@ class TransformNode(Node):
             records = list(result)
         except Exception as exc:
             msg = f"{describe(self._fn)} raised {type(exc).__name__}: {exc}"
-            raise OperatorError(self.name, time, msg) from exc
+            raise OperatorError(self.label, time, msg) from exc
         return Batch(time, split_records(records, self.graph.partition_size))
 
 
@@ -581,7 +601,7 @@ class AsyncMapNode(Node):
         if failure:
             exc = failure[0]
             msg = f"{describe(fn)} raised {type(exc).__name__}: {exc}"
-            raise OperatorError(self.name, time, msg) from exc
+            raise OperatorError(self.label, time, msg) from exc
         return Batch(time, results)
 
 

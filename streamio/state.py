@@ -148,7 +148,7 @@ class StatefulNode(Node):
             raise
         except Exception as exc:
             msg = f"{describe(self.user_fn)} raised {type(exc).__name__}: {exc}"
-            raise OperatorError(self.name, time, msg) from exc
+            raise OperatorError(self.label, time, msg) from exc
         self.state_time = time
         return Batch(time, self.partition(pairs, len(parts)))
 

@@ -62,8 +62,11 @@ class WindowNode(Node):
         super().__init__(parent.graph, (parent,), name, slide=slide)
         self.length = length
 
-    def parent_remember(self) -> float:
-        return self.required_remember + self.length
+    def lag_for_parents(self) -> float:
+        return self.lag + self.slide - self.parents[0].slide  # new batches of the window
+
+    def retain_for_parents(self) -> float:
+        return self.lag + self.length - self.parents[0].slide
 
     async def compute(self, time: float) -> Batch[Any] | None:
         parent = self.parents[0]
@@ -116,8 +119,12 @@ class ReducedWindowNode(Node):
     def own_remember(self) -> float:
         return self.slide  # the previous window's result
 
-    def parent_remember(self) -> float:
-        return self.required_remember + self.length + self.slide
+    def lag_for_parents(self) -> float:
+        return self.lag + self.slide - self.parents[0].slide  # the batches entering
+
+    def retain_for_parents(self) -> float:
+        # the batches leaving the next window are up to a window and a slide old
+        return self.lag + self.length + self.slide - self.parents[0].slide
 
     async def _batches(self, after: float, until: float) -> list[Batch[Any]]:
         parent = self.parents[0]
@@ -137,7 +144,7 @@ class ReducedWindowNode(Node):
             failing = [f for f in (self._func, self._inv_func, self._filter_func) if f]
             names = ", ".join(describe(f) for f in failing)
             msg = f"{type(exc).__name__}: {exc} (in one of {names})"
-            raise OperatorError(self.name, time, msg) from exc
+            raise OperatorError(self.label, time, msg) from exc
         count = self._num_partitions or max((len(b.partitions) for b in entering), default=1)
         return Batch(time, merge_by_key([result], self._func, count))
 
@@ -159,7 +166,7 @@ class ReducedWindowNode(Node):
                     "for it: does filter_func drop keys that still have values, or do the "
                     "keys hash inconsistently?"
                 )
-                raise OperatorError(self.name, previous.time if previous else 0.0, msg)
+                raise OperatorError(self.label, previous.time if previous else 0.0, msg)
             result[key] = inv_func(result[key], value)
         for key, value in _reduce_values(func, entering).items():
             result[key] = func(result[key], value) if key in result else value
