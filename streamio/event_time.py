@@ -4,8 +4,9 @@ Each record's timestamp comes from a user function. The *watermark* is the
 largest timestamp seen so far minus the allowed lateness; a window is emitted
 once the watermark passes its end. A record whose windows have all been emitted
 already is *late*: it goes to the ``late_records()`` side stream, never dropped
-silently. Records are judged against the watermark of the batches before theirs,
-so records out of order within one batch are never late to each other.
+silently; so does a record whose timestamp is not a finite number (NaN), which no
+window can hold. Records are judged against the watermark of the batches before
+theirs, so records out of order within one batch are never late to each other.
 
 Windows still open when the context stops are not emitted (their end was not
 reached); they are part of the state.
@@ -35,6 +36,13 @@ class EventWindow(NamedTuple):
     records: list[Any]
 
 
+class _Entry(NamedTuple):
+    arrival: int
+    time: float
+    key: Any
+    record: Any
+
+
 class EventTimeWindowNode(StatefulNode):
     """Tumbling (``slide`` None) or sliding windows of ``length`` seconds of event time."""
 
@@ -58,24 +66,31 @@ class EventTimeWindowNode(StatefulNode):
         self._lateness = allowed_lateness
         self.watermark = -math.inf
         self.open: dict[tuple[Any, float, float], list[Any]] = {}
+        self._arrivals = 0  # records seen, numbering them in arrival order
 
     def window_starts(self, time: float) -> list[float]:
-        """Starts of the windows that hold an event at ``time`` (aligned to 0)."""
+        """Starts of the windows ``[start, start + length)`` that hold an event at
+        ``time`` (aligned to 0). Rounded to the nanosecond, so that 0.3 falls in
+        ``[0.3, 0.4)`` although ``0.3 / 0.1`` is 2.999... in floating point."""
         slide, length = self._window_slide, self._length
-        start = math.floor(time / slide) * slide
+        index = math.floor(round(time / slide, 9))
         starts = []
-        while start > time - length:
-            starts.append(round(start, 9))
-            start -= slide
+        while round(index * slide + length, 9) > time:
+            starts.append(round(index * slide, 9))
+            index -= 1
         return starts
 
-    def place(self, key: Any, time: float, record: Any, watermark: float) -> bool:
-        """Put ``record`` in its open windows; False when every one was emitted."""
+    def placement_order(self, entries: list[_Entry]) -> list[_Entry]:
+        """The order records of one batch are placed in (arrival order here)."""
+        return entries
+
+    def place(self, entry: _Entry, watermark: float) -> bool:
+        """Put a record in its open windows; False when every one was emitted."""
         placed = False
-        for start in self.window_starts(time):
+        for start in self.window_starts(entry.time):
             end = round(start + self._length, 9)
             if end > watermark:
-                self.open.setdefault((key, start, end), []).append(record)
+                self.open.setdefault((entry.key, start, end), []).append(entry.record)
                 placed = True
         return placed
 
@@ -92,24 +107,34 @@ class EventTimeWindowNode(StatefulNode):
 
     def update(self, time: float, parts: list[list[Any]]) -> list[Any]:
         timestamp, key_of, watermark = self.user_fn, self._key, self.watermark
-        latest, late = -math.inf, []
+        entries, late = [], []
         for partition in parts:
             for record in partition:
                 event_time = float(timestamp(record))
                 key = key_of(record) if key_of is not None else None
-                if not self.place(key, event_time, record, watermark):
-                    late.append(record)
-                latest = max(latest, event_time)
+                self._arrivals += 1
+                if math.isfinite(event_time):
+                    entries.append(_Entry(self._arrivals, event_time, key, record))
+                else:  # no window can hold it: keep it visible with the late ones
+                    late.append((self._arrivals, record))
+        for entry in self.placement_order(entries):
+            if not self.place(entry, watermark):
+                late.append((entry.arrival, entry.record))
+        latest = max((entry.time for entry in entries), default=-math.inf)
         self.watermark = max(watermark, latest - self._lateness)
-        self.side[time] = late
+        self.side[time] = [record for _, record in sorted(late, key=lambda item: item[0])]
         return self.due(self.watermark)
 
 
 class _Session:
-    __slots__ = ("end", "records", "start")
+    __slots__ = ("end", "entries", "start")
 
-    def __init__(self, start: float, end: float, records: list[Any]) -> None:
-        self.start, self.end, self.records = start, end, records
+    def __init__(self, start: float, end: float, entries: list[_Entry]) -> None:
+        self.start, self.end, self.entries = start, end, entries
+
+    def window(self, key: Any) -> EventWindow:
+        records = [entry.record for entry in sorted(self.entries, key=lambda e: e.arrival)]
+        return EventWindow(key, self.start, self.end, records)
 
 
 class SessionWindowNode(EventTimeWindowNode):
@@ -130,19 +155,26 @@ class SessionWindowNode(EventTimeWindowNode):
         self._gap = gap
         self.sessions: dict[Any, list[_Session]] = {}
 
-    def place(self, key: Any, time: float, record: Any, watermark: float) -> bool:
-        end = time + self._gap
-        sessions = self.sessions.setdefault(key, [])
+    def placement_order(self, entries: list[_Entry]) -> list[_Entry]:
+        """Newest first: an older record of the batch may join the session that a
+        newer one (not late) opens, so records of one batch are never late to each
+        other."""
+        return sorted(entries, key=lambda entry: entry.time, reverse=True)
+
+    def place(self, entry: _Entry, watermark: float) -> bool:
+        time, end = entry.time, entry.time + self._gap
+        sessions = self.sessions.setdefault(entry.key, [])
         touching = [s for s in sessions if s.start < end and time < s.end]
         if not touching and end <= watermark:
+            if not sessions:
+                del self.sessions[entry.key]
             return False
-        merged = _Session(time, end, [])
-        for session in sorted(touching, key=lambda s: s.start):
+        merged = _Session(time, end, [entry])
+        for session in touching:
             sessions.remove(session)
             merged.start = min(merged.start, session.start)
             merged.end = max(merged.end, session.end)
-            merged.records.extend(session.records)
-        merged.records.append(record)
+            merged.entries.extend(session.entries)
         sessions.append(merged)
         return True
 
@@ -151,7 +183,7 @@ class SessionWindowNode(EventTimeWindowNode):
         for key, sessions in list(self.sessions.items()):
             for session in [s for s in sessions if s.end <= watermark]:
                 sessions.remove(session)
-                ready.append(EventWindow(key, session.start, session.end, session.records))
+                ready.append(session.window(key))
             if not sessions:
                 del self.sessions[key]
         ready.sort(key=lambda window: (window.end, window.start))

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from .batch import Batch, merge_by_key, split_records
 from .errors import ConfigurationError, OperatorError, StateError, StreamioError
-from .functions import check_function, describe
+from .functions import check_function
 from .graph import Node
 
 __all__ = ["State", "StateSpec"]
@@ -147,8 +147,7 @@ class StatefulNode(Node):
         except StreamioError:
             raise
         except Exception as exc:
-            msg = f"{describe(self.user_fn)} raised {type(exc).__name__}: {exc}"
-            raise OperatorError(self.label, time, msg) from exc
+            raise OperatorError(self.label, time, f"{type(exc).__name__}: {exc}") from exc
         self.state_time = time
         return Batch(time, self.partition(pairs, len(parts)))
 
