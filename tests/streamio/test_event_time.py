@@ -24,6 +24,7 @@ from typing import Any
 
 import event_time_reference as ref
 import pytest
+from faults import POISON, Boom
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -608,22 +609,6 @@ def test_zero_allowed_lateness_and_whole_numbers_are_accepted():
 
 
 # -- a failing timestamp or key function ---------------------------------------------------------
-
-POISON = 13
-
-
-class Boom:
-    """Raises on the poison value, keeping each exception it raised."""
-
-    def __init__(self):
-        self.raised = []
-
-    def __call__(self, value):
-        if value == POISON:
-            exc = ValueError(f"poisoned by {value}")
-            self.raised.append(exc)
-            raise exc
-        return value
 
 
 OPERATORS = {

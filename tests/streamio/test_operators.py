@@ -19,6 +19,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 import reference as ref
+from faults import POISON, Boom
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -969,22 +970,6 @@ def test_default_names_are_unique():
 
 
 # -- errors in user functions ------------------------------------------------------------------
-
-POISON = 13
-
-
-class Boom:
-    """Raises on the poison value, keeping each exception it raised."""
-
-    def __init__(self):
-        self.raised = []
-
-    def __call__(self, value):
-        if value == POISON:
-            exc = ValueError(f"poisoned by {value}")
-            self.raised.append(exc)
-            raise exc
-        return value
 
 
 def keyed(stream):
