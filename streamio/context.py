@@ -461,7 +461,7 @@ class StreamingContext:
 
         await supervise(
             node.receiver,
-            ReceiverOutput(node.buffer),
+            ReceiverOutput(node.buffer, stream=node.name, notify=on_event),
             stream=node.name,
             max_restarts=self._max_restarts,
             backoff=self._backoff,

@@ -32,11 +32,24 @@ T = TypeVar("T")
 _CLOSE_TIMEOUT = 10.0
 
 
-class ReceiverOutput(Generic[T]):
-    """Where a receiver stores what it receives: its stream's bounded buffer."""
+Notify = Callable[[str, ReceiverInfo], Awaitable[None]]
 
-    def __init__(self, buffer: ChunkBuffer[T]) -> None:
+
+class ReceiverOutput(Generic[T]):
+    """Where a receiver stores what it receives: its stream's bounded buffer.
+
+    Attributes:
+        stream: the input stream's name.
+        attempt: how many times the receiver has been started (1 the first time).
+    """
+
+    def __init__(
+        self, buffer: ChunkBuffer[T], *, stream: str = "", notify: Notify | None = None
+    ) -> None:
         self._buffer = buffer
+        self._notify = notify
+        self.stream = stream
+        self.attempt = 0
 
     async def put_many(self, records: Iterable[T], position: Any = None) -> None:
         """Store a chunk of records; waits while the buffer is full (backpressure).
@@ -56,6 +69,16 @@ class ReceiverOutput(Generic[T]):
     def statistics(self) -> BufferStatistics:
         """The buffer's fill level and how many senders wait."""
         return self._buffer.statistics()
+
+    async def report_error(self, error: BaseException, **extra: Any) -> None:
+        """Tell the listeners (``on_receiver_error``) of an error the receiver
+        handles itself, such as a lost connection it is re-establishing.
+
+        ``extra`` (for example ``address=...``) reaches them as ``info.extra``.
+        """
+        if self._notify is not None:
+            info = ReceiverInfo(self.stream, self.attempt, error=error, extra=extra)
+            await self._notify("error", info)
 
 
 class Receiver(abc.ABC, Generic[T]):
@@ -101,9 +124,6 @@ class Receiver(abc.ABC, Generic[T]):
         await self.aclose()
 
 
-Notify = Callable[[str, ReceiverInfo], Awaitable[None]]
-
-
 async def supervise(
     receiver: Receiver[T],
     output: ReceiverOutput[T],
@@ -126,6 +146,7 @@ async def supervise(
     try:
         while True:
             attempt += 1
+            output.attempt = attempt
             try:
                 try:
                     await receiver.open()
