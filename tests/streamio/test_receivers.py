@@ -686,3 +686,28 @@ async def test_max_rate_with_a_receiver_waiting_on_a_full_buffer_loses_nothing()
     assert sink.records == list(range(40))
     assert max(len(records) for _, records in sink.batches) <= 3
     assert len(sink.batches) >= 14
+
+
+async def test_a_receiver_reports_an_error_it_recovers_from_to_the_listeners():
+    class Reconnecting(Receiver[str]):
+        async def run(self, output):
+            await output.report_error(ConnectionResetError("peer left"), address="127.0.0.1:9")
+            await output.put_many(["after reconnect"])
+
+    events: list[ReceiverInfo] = []
+
+    class Errors(StreamingListener):
+        def on_receiver_error(self, info):
+            events.append(info)
+
+    clock = ManualClock()
+    sink = ListSink()
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.add_listener(Errors())
+        ssc.receiver_stream(Reconnecting(), name="tcp").foreach_batch(sink)
+        ssc.start()
+        await clock.advance(1.0)
+    assert [(e.stream, e.attempt, type(e.error), e.extra) for e in events] == [
+        ("tcp", 1, ConnectionResetError, {"address": "127.0.0.1:9"})
+    ]
+    assert sink.records == ["after reconnect"]
