@@ -28,7 +28,7 @@ from .buffer import ChunkBuffer
 from .clock import Clock, SystemClock
 from .dstream import DStream
 from .errors import ConfigurationError, ContextStateError
-from .executors import InlineExecutor
+from .executors import InlineExecutor, check_executor_setting, pool_for
 from .functions import check_positive_int, check_seconds
 from .graph import Graph, QueueInputNode, ReceiverInputNode, UnionNode, check_queue_item
 from .listener import BatchInfo, ReceiverInfo, StreamingListener
@@ -76,6 +76,13 @@ class StreamingContext:
             its error stops the context.
         receiver_restart_backoff: seconds before the first restart (doubling).
         stop_timeout: seconds a graceful stop may take before it turns hard.
+        executor: where fused stages run unless an operator chose
+            (``map(f, executor="process")``): "inline" on the event loop (the
+            default), "process" in a process pool the context creates at start and
+            shuts down at stop, any ``concurrent.futures.Executor``, or a Dask
+            ``distributed.Client``. Stages marked "process" use that executor (or
+            the context's own pool when the default is "inline").
+        max_workers: the size of the context's own process pool (default: CPUs).
 
     Raises:
         ConfigurationError: for any invalid argument.
@@ -91,6 +98,8 @@ class StreamingContext:
         max_receiver_restarts: int = 3,
         receiver_restart_backoff: float = 0.1,
         stop_timeout: float = 30.0,
+        executor: Any = "inline",
+        max_workers: int | None = None,
     ) -> None:
         self._interval = check_seconds(batch_interval, "batch_interval")
         if clock is not None and not isinstance(clock, Clock):
@@ -108,6 +117,11 @@ class StreamingContext:
             receiver_restart_backoff, "receiver_restart_backoff", allow_zero=True
         )
         self._stop_timeout = check_seconds(stop_timeout, "stop_timeout")
+        if max_workers is not None:
+            check_positive_int(max_workers, "max_workers")
+        check_executor_setting(executor)
+        self._executor_setting = executor
+        self._max_workers = max_workers
         self._graph = Graph(self._interval, partition_size)
         self._listeners: list[StreamingListener] = []
         self._state = ContextState.INITIALIZED
@@ -343,7 +357,13 @@ class StreamingContext:
         self._scheduler = Scheduler(self._graph, self._clock, self._listeners)
         first_index = self._scheduler.first_index()
         self._graph.prepare(zero_time=self._scheduler.batch_time(first_index - 1))
-        self._graph.executor = InlineExecutor()
+        self._graph.executors = {"inline": InlineExecutor()}
+        default_inline = (
+            isinstance(self._executor_setting, str) and self._executor_setting == "inline"
+        )
+        if not default_inline or self._graph.wants_pool():
+            self._graph.executors["process"] = pool_for(self._executor_setting, self._max_workers)
+        self._graph.default_executor = "inline" if default_inline else "process"
         timer = self._clock.timer()
         self._state = ContextState.ACTIVE
         self._task_group.start_soon(self._run, timer, first_index)
@@ -435,6 +455,9 @@ class StreamingContext:
             self._error = _single(exc)
         finally:
             timer.close()
+            with anyio.CancelScope(shield=True):
+                for executor in self._graph.executors.values():
+                    await executor.aclose()
             self._started.set()
             self._state = ContextState.STOPPED
             self._terminated.set()

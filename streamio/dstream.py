@@ -96,7 +96,11 @@ class DStream(Generic[T]):
 
     DStreams are immutable nodes of a lazy graph: operators return new streams
     and start nothing. Every operator takes an optional ``name=`` (used in
-    metrics and error messages); default names are generated and unique.
+    metrics and error messages); default names are generated and unique. Narrow
+    operators also take ``executor="process"`` (or ``"inline"``): their fused
+    stage, up to the next shuffle or output and including a key operator's
+    map-side combine, then runs in the context's process pool, one task per
+    partition.
     """
 
     __slots__ = ("_context", "_node")
@@ -127,24 +131,32 @@ class DStream(Generic[T]):
         fn: Callable[[Iterable[Any]], Iterable[Any]],
         user_fn: Any,
         name: str | None,
+        executor: str | None = None,
     ) -> DStream[Any]:
-        return self._wrap(NarrowNode(self._node, kind, fn, user_fn, name))
+        if executor not in (None, "inline", "process"):
+            msg = f'{kind}(): executor= must be "inline" or "process", not {executor!r}'
+            raise ConfigurationError(msg)
+        return self._wrap(NarrowNode(self._node, kind, fn, user_fn, name, executor))
 
     def _other(self, other: Any, operator: str) -> Node:
         return self._context._own(other, operator)
 
     # -- narrow operators ------------------------------------------------------
 
-    def map(self, f: Callable[[T], U], *, name: str | None = None) -> DStream[U]:
+    def map(
+        self, f: Callable[[T], U], *, name: str | None = None, executor: str | None = None
+    ) -> DStream[U]:
         """Apply ``f`` to every record.
 
         >>> collect(lambda s: s.map(lambda x: x * 10), [[1, 2], [3]])
         [[10, 20], [30]]
         """
         check_function(f, "map", 1)
-        return self._narrow("map", partial(map, f), f, name)
+        return self._narrow("map", partial(map, f), f, name, executor)
 
-    def flat_map(self, f: Callable[[T], Iterable[U]], *, name: str | None = None) -> DStream[U]:
+    def flat_map(
+        self, f: Callable[[T], Iterable[U]], *, name: str | None = None, executor: str | None = None
+    ) -> DStream[U]:
         """Apply ``f`` to every record and flatten the iterables it returns.
 
         >>> collect(lambda s: s.flat_map(str.split), [["a b", "c"]])
@@ -155,19 +167,25 @@ class DStream(Generic[T]):
         def flat_map(records: Iterable[T]) -> Iterator[U]:
             return itertools.chain.from_iterable(map(f, records))
 
-        return self._narrow("flat_map", flat_map, f, name)
+        return self._narrow("flat_map", flat_map, f, name, executor)
 
-    def filter(self, f: Callable[[T], Any], *, name: str | None = None) -> DStream[T]:
+    def filter(
+        self, f: Callable[[T], Any], *, name: str | None = None, executor: str | None = None
+    ) -> DStream[T]:
         """Keep the records for which ``f`` is true.
 
         >>> collect(lambda s: s.filter(lambda x: x % 2), [[1, 2, 3]])
         [[1, 3]]
         """
         check_function(f, "filter", 1)
-        return self._narrow("filter", partial(filter, f), f, name)
+        return self._narrow("filter", partial(filter, f), f, name, executor)
 
     def map_partitions(
-        self, f: Callable[[Iterator[T]], Iterable[U]], *, name: str | None = None
+        self,
+        f: Callable[[Iterator[T]], Iterable[U]],
+        *,
+        name: str | None = None,
+        executor: str | None = None,
     ) -> DStream[U]:
         """Apply ``f`` to an iterator over each partition; it returns the new records.
 
@@ -179,7 +197,7 @@ class DStream(Generic[T]):
         def map_partitions(records: Iterable[T]) -> Iterable[U]:
             return f(iter(records))
 
-        return self._narrow("map_partitions", map_partitions, f, name)
+        return self._narrow("map_partitions", map_partitions, f, name, executor)
 
     def glom(self, *, name: str | None = None) -> DStream[list[T]]:
         """Turn each partition into one record: the list of its records.
@@ -190,7 +208,11 @@ class DStream(Generic[T]):
         return self._narrow("glom", lambda records: [list(records)], None, name)
 
     def map_values(
-        self: DStream[tuple[K, V]], f: Callable[[V], U], *, name: str | None = None
+        self: DStream[tuple[K, V]],
+        f: Callable[[V], U],
+        *,
+        name: str | None = None,
+        executor: str | None = None,
     ) -> DStream[tuple[K, U]]:
         """Apply ``f`` to the value of every (key, value) record, keeping the key.
 
@@ -202,10 +224,14 @@ class DStream(Generic[T]):
         def map_values(pairs: Iterable[tuple[K, V]]) -> Iterator[tuple[K, U]]:
             return ((key, f(value)) for key, value in pairs)
 
-        return self._narrow("map_values", map_values, f, name)
+        return self._narrow("map_values", map_values, f, name, executor)
 
     def flat_map_values(
-        self: DStream[tuple[K, V]], f: Callable[[V], Iterable[U]], *, name: str | None = None
+        self: DStream[tuple[K, V]],
+        f: Callable[[V], Iterable[U]],
+        *,
+        name: str | None = None,
+        executor: str | None = None,
     ) -> DStream[tuple[K, U]]:
         """Like :meth:`map_values` with ``f`` returning several values per record.
 
@@ -217,7 +243,7 @@ class DStream(Generic[T]):
         def flat_map_values(pairs: Iterable[tuple[K, V]]) -> Iterator[tuple[K, U]]:
             return ((key, item) for key, value in pairs for item in f(value))
 
-        return self._narrow("flat_map_values", flat_map_values, f, name)
+        return self._narrow("flat_map_values", flat_map_values, f, name, executor)
 
     # -- whole-batch and structural operators ----------------------------------
 

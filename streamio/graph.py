@@ -43,14 +43,22 @@ Ops = tuple[tuple[str, Callable[..., Any]], ...]
 
 @dataclass(frozen=True)
 class Pipeline:
-    """A materialised source node and the fused function to apply to its partitions."""
+    """A materialised source node and the fused function to apply to its partitions.
+
+    ``executor`` is where the fused stage runs: "process" when any of its operators
+    asked for the pool, "inline" when one asked for the loop, None for the
+    context's default.
+    """
 
     source: Node
     fn: PartitionFn | None
     ops: Ops
+    executor: str | None = None
 
-    def then(self, fn: PartitionFn | None, ops: Ops = ()) -> Pipeline:
-        return Pipeline(self.source, compose(self.fn, fn), self.ops + ops)
+    def then(self, fn: PartitionFn | None, ops: Ops = (), executor: str | None = None) -> Pipeline:
+        marks = {self.executor, executor}
+        chosen = "process" if "process" in marks else ("inline" if "inline" in marks else None)
+        return Pipeline(self.source, compose(self.fn, fn), self.ops + ops, chosen)
 
 
 class Graph:
@@ -59,7 +67,10 @@ class Graph:
     def __init__(self, batch_interval: float, partition_size: int) -> None:
         self.batch_interval = batch_interval
         self.partition_size = partition_size
-        self.executor: PartitionExecutor | None = None
+        # Where stages run, by name ("inline", "process"), and the default for
+        # stages that did not choose; set when the context starts.
+        self.executors: dict[str, PartitionExecutor] = {}
+        self.default_executor = "inline"
         self.nodes: list[Node] = []
         self.outputs: list[OutputOperation] = []
         self.frozen = False
@@ -129,8 +140,18 @@ class Graph:
         for node in self.nodes:
             node.forget(time - max(self.remember, node.required_remember))
 
+    def wants_pool(self) -> bool:
+        """Whether some stage asked for the process pool."""
+        return any(getattr(node, "executor", None) == "process" for node in self.nodes)
+
     async def evaluate(
-        self, node: Node, time: float, tail: PartitionFn | None, what: str, tail_ops: Ops = ()
+        self,
+        node: Node,
+        time: float,
+        tail: PartitionFn | None,
+        what: str,
+        tail_ops: Ops = (),
+        executor: str | None = None,
     ) -> Any:
         """Run ``node``'s pipeline plus ``tail`` over each partition of its source batch.
 
@@ -138,19 +159,21 @@ class Graph:
         batch at ``time``. A user function that raises becomes an OperatorError
         naming its operator.
         """
-        pipeline = node.pipeline().then(tail, tail_ops)
+        pipeline = node.pipeline().then(tail, tail_ops, executor)
         batch = await pipeline.source.get(time)
         if batch is None:
             return None
         if pipeline.fn is None:
             return batch.partitions
-        assert self.executor is not None, "the graph runs only in a started context"
+        runner = self.executors[pipeline.executor or self.default_executor]
         try:
-            return await self.executor.map_partitions(pipeline.fn, batch.partitions)
+            return await runner.map_partitions(pipeline.fn, batch.partitions, pipeline.ops)
         except StreamioError:
             raise
         except Exception as exc:
-            failing = find_failing(pipeline.ops, exc) if pipeline.ops else what
+            failing = getattr(exc, "streamio_operator", None)  # named in a worker process
+            if failing is None:
+                failing = find_failing(pipeline.ops, exc) if pipeline.ops else what
             raise OperatorError(failing, time, f"{type(exc).__name__}: {exc}") from exc
 
 
@@ -376,11 +399,13 @@ class NarrowNode(Node):
         fn: PartitionFn,
         user_fn: Callable[..., Any] | None,
         name: str | None,
+        executor: str | None = None,
     ) -> None:
         self.kind = kind
         super().__init__(parent.graph, (parent,), name)
         self.fn = fn
         self.user_fn = user_fn
+        self.executor = executor
 
     def ops(self) -> Ops:
         """The user function of this stage, named for error messages."""
@@ -391,12 +416,14 @@ class NarrowNode(Node):
             if self.materialized:
                 self.cached_pipeline = Pipeline(self, None, ())
             else:
-                self.cached_pipeline = self.parents[0].pipeline().then(self.fn, self.ops())
+                self.cached_pipeline = (
+                    self.parents[0].pipeline().then(self.fn, self.ops(), self.executor)
+                )
         return self.cached_pipeline
 
     async def compute(self, time: float) -> Batch[Any] | None:
         parts = await self.graph.evaluate(
-            self.parents[0], time, compose(self.fn, list), self.label, self.ops()
+            self.parents[0], time, compose(self.fn, list), self.label, self.ops(), self.executor
         )
         return None if parts is None else Batch(time, parts)
 

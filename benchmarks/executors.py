@@ -1,0 +1,117 @@
+"""A CPU-heavy stage inline, in a process pool and on a Dask LocalCluster.
+
+200,000 records through ``map(heavy)`` (a pure-Python function of about 30 us a
+record) then ``count_by_value``, driven by the manual clock, in batches of 20,000
+(partitions of 2,500 records, one task each). Also the word count of
+``wordcount.py`` inline and in the process pool, to show whether a cheap stage
+pays for the trip to other processes.
+
+    python benchmarks/executors.py [--records N] [--workers N] [--uvloop] [--no-dask]
+
+Prints records/s for each path and the speed-up against inline, measured in the
+same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import operator
+import time
+from collections.abc import Callable
+from typing import Any
+
+from wordcount import make_lines, pair
+
+from streamio import DStream, ManualClock, StreamingContext, run
+
+
+def heavy(x: int) -> int:
+    """About 30 us of pure-Python arithmetic (a linear congruential walk)."""
+    h = x
+    for _ in range(300):
+        h = (h * 1103515245 + 12345) & 0x7FFFFFFF
+    return h & 0xFF
+
+
+async def timed_run(
+    batches: list[list[Any]],
+    build: Callable[[DStream[Any]], DStream[Any]],
+    **options: Any,
+) -> float:
+    clock = ManualClock()
+    async with StreamingContext(
+        batch_interval=1.0, clock=clock, partition_size=2_500, **options
+    ) as ssc:
+        build(ssc.queue_stream(list(batches))).foreach_batch(lambda t, records: None)
+        await ssc.start()
+        await clock.advance(1.0)  # the first batch warms the workers up; not timed
+        started = time.perf_counter()
+        await clock.advance(len(batches) - 1)
+        elapsed = time.perf_counter() - started
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--no-dask", action="store_true")
+    args = parser.parse_args()
+
+    batches = [
+        list(range(i, i + args.batch)) for i in range(0, args.records + args.batch, args.batch)
+    ]
+    measured = args.records  # the warm-up batch is not timed
+    loop = "uvloop" if args.uvloop else "asyncio"
+    print(f"CPU-heavy stage: {measured:,} records, {args.workers} workers, loop: {loop}")
+
+    def heavy_stage(s: DStream[int]) -> DStream[Any]:
+        return s.map(heavy).count_by_value()
+
+    def report(label: str, seconds: float, inline: float | None) -> None:
+        ratio = "" if inline is None else f" | x{inline / seconds:.2f} inline"
+        print(f"  {label:28} {measured / seconds:>10,.0f} records/s{ratio}")
+
+    inline = run(timed_run(batches, heavy_stage), use_uvloop=args.uvloop)
+    report("inline", inline, None)
+    pool = run(
+        timed_run(batches, heavy_stage, executor="process", max_workers=args.workers),
+        use_uvloop=args.uvloop,
+    )
+    report("process pool", pool, inline)
+    if not args.no_dask:
+        from distributed import Client, LocalCluster
+
+        with (
+            LocalCluster(
+                n_workers=args.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            dask = run(timed_run(batches, heavy_stage, executor=client), use_uvloop=args.uvloop)
+        report("dask LocalCluster", dask, inline)
+
+    lines = make_lines(1_000_000 + 100_000)
+    line_batches = [lines[i : i + 100_000] for i in range(0, len(lines), 100_000)]
+
+    def word_count(s: DStream[str]) -> DStream[Any]:
+        return s.flat_map(str.split).map(pair).reduce_by_key(operator.add)
+
+    print("cheap stage: word count of 1,000,000 lines (partitions of 2,500 lines)")
+    measured = 1_000_000
+    inline = run(timed_run(line_batches, word_count), use_uvloop=args.uvloop)
+    report("inline", inline, None)
+    pool = run(
+        timed_run(line_batches, word_count, executor="process", max_workers=args.workers),
+        use_uvloop=args.uvloop,
+    )
+    report("process pool", pool, inline)
+
+
+if __name__ == "__main__":
+    main()
