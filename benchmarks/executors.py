@@ -6,7 +6,7 @@ record) then ``count_by_value``, driven by the manual clock, in batches of 20,00
 ``wordcount.py`` inline and in the process pool, to show whether a cheap stage
 pays for the trip to other processes.
 
-    python benchmarks/executors.py [--records N] [--workers N] [--uvloop] [--no-dask]
+    python benchmarks/executors.py [--records N] [--workers N] [--loop L] [--no-dask]
 
 Prints records/s for each path and the speed-up against inline, measured in the
 same run.
@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from loops import add_loop_option, on_each_loop
 from wordcount import make_lines, pair
 
 from streamio import DStream, ManualClock, StreamingContext, run
@@ -56,9 +57,12 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--uvloop", action="store_true")
+    add_loop_option(parser)
     parser.add_argument("--no-dask", action="store_true")
-    args = parser.parse_args()
+    on_each_loop(parser.parse_args(), measure)
+
+
+def measure(args: argparse.Namespace) -> None:
 
     batches = [
         list(range(i, i + args.batch)) for i in range(0, args.records + args.batch, args.batch)

@@ -6,7 +6,7 @@ window grows; without it every window is reduced anew, so the cost grows with th
 window. The baseline, measured in the same run, is a plain per-batch
 reduce_by_key over the same batches.
 
-    python benchmarks/windows.py [--pairs N] [--keys N] [--measure N] [--uvloop]
+    python benchmarks/windows.py [--pairs N] [--keys N] [--measure N] [--loop asyncio|uvloop|both]
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import operator
 import random
 import time
 from collections.abc import Callable
+
+from loops import add_loop_option, on_each_loop
 
 from streamio import DStream, ManualClock, StreamingContext, run
 
@@ -48,8 +50,11 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=1_000, help="distinct keys")
     parser.add_argument("--measure", type=int, default=20, help="batches measured")
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs")
-    parser.add_argument("--uvloop", action="store_true")
-    args = parser.parse_args()
+    add_loop_option(parser)
+    on_each_loop(parser.parse_args(), measure)
+
+
+def measure(args: argparse.Namespace) -> None:
 
     longest = 60
     batches = make_batches(longest + args.measure, args.pairs, args.keys)

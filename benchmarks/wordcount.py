@@ -4,7 +4,7 @@
 go through ``queue_stream`` in batches of 100,000 lines, driven by the manual
 clock, so the time measured is the engine's, not the batch interval's.
 
-    python benchmarks/wordcount.py [--lines N] [--batch N] [--repeat N] [--uvloop]
+    python benchmarks/wordcount.py [--lines N] [--batch N] [--repeat N] [--loop asyncio|uvloop|both]
 
 Prints lines/s of each engine path beside its baseline and the ratio
 (engine / baseline; 1.0 means no overhead), then the cost of an empty tick.
@@ -20,6 +20,8 @@ import random
 import string
 import time
 from collections.abc import Callable
+
+from loops import add_loop_option, on_each_loop
 
 from streamio import DStream, ManualClock, StreamingContext, run
 
@@ -122,8 +124,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5, help="best of N runs")
     parser.add_argument("--ticks", type=int, default=20_000, help="empty ticks to time")
-    parser.add_argument("--uvloop", action="store_true", help="run the engine on uvloop")
-    args = parser.parse_args()
+    add_loop_option(parser)
+    on_each_loop(parser.parse_args(), measure)
+
+
+def measure(args: argparse.Namespace) -> None:
 
     lines = make_lines(args.lines)
     batches = [lines[i : i + args.batch] for i in range(0, len(lines), args.batch)]
