@@ -3,8 +3,9 @@
 200,000 records through ``map(heavy)`` (a pure-Python function of about 30 us a
 record) then ``count_by_value``, driven by the manual clock, in batches of 20,000
 (partitions of 2,500 records, one task each). Also the word count of
-``wordcount.py`` inline and in the process pool, to show whether a cheap stage
-pays for the trip to other processes.
+``wordcount.py`` inline and in the process pool, in large batches (100,000 lines)
+and small ones (500 lines), to show when a cheap stage pays for the trip to other
+processes.
 
     python benchmarks/executors.py [--records N] [--workers N] [--loop L] [--no-dask]
 
@@ -100,21 +101,21 @@ def measure(args: argparse.Namespace) -> None:
             dask = run(timed_run(batches, heavy_stage, executor=client), use_uvloop=args.uvloop)
         report("dask LocalCluster", dask, inline)
 
-    lines = make_lines(1_000_000 + 100_000)
-    line_batches = [lines[i : i + 100_000] for i in range(0, len(lines), 100_000)]
-
     def word_count(s: DStream[str]) -> DStream[Any]:
         return s.flat_map(str.split).map(pair).reduce_by_key(operator.add)
 
-    print("cheap stage: word count of 1,000,000 lines (partitions of 2,500 lines)")
-    measured = 1_000_000
-    inline = run(timed_run(line_batches, word_count), use_uvloop=args.uvloop)
-    report("inline", inline, None)
-    pool = run(
-        timed_run(line_batches, word_count, executor="process", max_workers=args.workers),
-        use_uvloop=args.uvloop,
-    )
-    report("process pool", pool, inline)
+    for total, size in ((1_000_000, 100_000), (100_000, 500)):
+        lines = make_lines(total + size)
+        line_batches = [lines[i : i + size] for i in range(0, len(lines), size)]
+        print(f"cheap stage: word count of {total:,} lines in batches of {size:,}")
+        measured = total
+        inline = run(timed_run(line_batches, word_count), use_uvloop=args.uvloop)
+        report("inline", inline, None)
+        pool = run(
+            timed_run(line_batches, word_count, executor="process", max_workers=args.workers),
+            use_uvloop=args.uvloop,
+        )
+        report("process pool", pool, inline)
 
 
 if __name__ == "__main__":
