@@ -1,0 +1,304 @@
+"""A TCP socket text source: Spark's ``socketTextStream`` for streamio.
+
+The receiver connects to a server, reads what it sends in large chunks, cuts it
+into lines and stores the lines of each read with one ``put_many``. While the
+stream's buffer is full, ``put_many`` waits and the receiver does not read, so the
+kernel's socket buffers fill up and TCP makes a fast server wait: memory stays
+bounded by the buffer's capacity plus one read.
+
+When the server goes away (end of stream or a connection error), the receiver
+tells the listeners (``on_receiver_error``, with ``info.extra["address"]``) and
+reconnects with exponential backoff by itself; it does not raise, so a lost
+connection does not use up the context's receiver restarts. Only the first
+connection, in ``open()``, raises when it fails, so that a wrong address fails
+loudly instead of retrying for ever.
+
+Like Spark's socket source this one cannot replay: records a server sent are
+delivered at most once. The bytes are decoded as text and nothing else is done
+with them (no unpickling).
+
+    from connectors.socket import socket_text_stream
+
+    lines = socket_text_stream(ssc, "127.0.0.1", 9999)
+    lines.flat_map(str.split).count_by_value().pprint()
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import logging
+import math
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from streamio import DStream, Receiver, ReceiverOutput, StreamingContext
+from streamio.errors import ConfigurationError, ConnectorError
+
+__all__ = ["SocketTextSource", "socket_text_stream"]
+
+logger = logging.getLogger(__name__)
+
+
+class SocketTextSource(Receiver[str]):
+    """Receives the lines a TCP server sends (Spark's ``socketTextStream``).
+
+    Args:
+        host: the server's host name or address.
+        port: the server's port.
+        encoding: how the bytes are decoded.
+        errors: what to do with bytes that do not decode (Python's codec error
+            handlers); ``"replace"`` by default, as Spark's reader does, so one
+            bad byte does not end the stream.
+        separator: what ends a line. With the default ``"\\n"``, a ``"\\r"``
+            before it is removed too (``"\\r\\n"`` line ends).
+        read_size: most bytes read from the socket at once.
+        reconnect_backoff: seconds before the first reconnection attempt after
+            the server went away; doubled after each failed attempt.
+        max_backoff: the longest wait between two reconnection attempts.
+        max_reconnects: how many reconnection attempts in a row may fail before
+            ``run`` raises (the context then restarts the receiver, or stops once
+            its restarts are used up); ``None`` (the default) retries for ever.
+        connect_timeout: seconds one connection attempt may take.
+
+    A line is complete when its separator arrives; a partial line is kept for
+    the next read. When the server closes the connection, the last partial line
+    is stored as a line (the server finished it by closing); when the context
+    stops, a partial line in hand is dropped.
+
+    Raises:
+        ConfigurationError: for an invalid argument.
+    """
+
+    restartable = True
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        encoding: str = "utf-8",
+        errors: str = "replace",
+        separator: str = "\n",
+        read_size: int = 65536,
+        reconnect_backoff: float = 0.1,
+        max_backoff: float = 10.0,
+        max_reconnects: int | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        if not isinstance(host, str) or not host:
+            raise ConfigurationError(f"host must be a non-empty string, not {host!r}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ConfigurationError(f"port must be a whole number from 1 to 65535, not {port!r}")
+        try:
+            codecs.getincrementaldecoder(encoding)
+        except (LookupError, TypeError):
+            raise ConfigurationError(f"unknown encoding {encoding!r}") from None
+        try:
+            codecs.lookup_error(errors)
+        except (LookupError, TypeError):
+            msg = f"unknown codec error handler {errors!r} (use 'strict', 'replace', ...)"
+            raise ConfigurationError(msg) from None
+        if not isinstance(separator, str) or not separator:
+            raise ConfigurationError(f"separator must be a non-empty string, not {separator!r}")
+        if isinstance(read_size, bool) or not isinstance(read_size, int) or read_size < 1:
+            msg = f"read_size must be a positive number of bytes, not {read_size!r}"
+            raise ConfigurationError(msg)
+        _check_seconds(reconnect_backoff, "reconnect_backoff")
+        _check_seconds(max_backoff, "max_backoff")
+        if max_backoff < reconnect_backoff:
+            raise ConfigurationError(
+                f"max_backoff ({max_backoff}) must not be less than "
+                f"reconnect_backoff ({reconnect_backoff})"
+            )
+        if max_reconnects is not None and (
+            isinstance(max_reconnects, bool)
+            or not isinstance(max_reconnects, int)
+            or max_reconnects < 0
+        ):
+            msg = f"max_reconnects must be None or a whole number >= 0, not {max_reconnects!r}"
+            raise ConfigurationError(msg)
+        _check_seconds(connect_timeout, "connect_timeout")
+        if connect_timeout == 0:
+            raise ConfigurationError("connect_timeout must be more than 0 seconds")
+        self.host = host
+        self.port = port
+        self._encoding = encoding
+        self._errors = errors
+        self._separator = separator
+        self._strip_cr = separator == "\n"
+        self._read_size = read_size
+        self._backoff = float(reconnect_backoff)
+        self._max_backoff = float(max_backoff)
+        self._max_reconnects = max_reconnects
+        self._connect_timeout = float(connect_timeout)
+        self._stream: anyio.abc.SocketStream | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)``: what listeners get as ``info.extra["address"]``."""
+        return (self.host, self.port)
+
+    def __repr__(self) -> str:
+        return f"SocketTextSource({self.host!r}, {self.port!r})"
+
+    async def open(self) -> None:
+        """Connect to the server.
+
+        Raises:
+            ConnectorError: (retriable) when the server cannot be reached.
+        """
+        if self._stream is None:
+            self._stream = await self._connect()
+
+    async def run(self, output: ReceiverOutput[str]) -> None:
+        """Read lines until cancelled, reconnecting whenever the server goes away."""
+        delay = self._backoff
+        failures = 0
+        while True:
+            if self._stream is None:
+                try:
+                    self._stream = await self._connect()
+                except ConnectorError as exc:
+                    failures += 1
+                    await output.report_error(exc, address=self.address)
+                    if self._max_reconnects is not None and failures > self._max_reconnects:
+                        raise
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, self._max_backoff)
+                    continue
+            failures = 0
+            error, received = await self._receive_lines(self._stream, output)
+            await self._close_stream()
+            logger.info("%s: %s; reconnecting", self, error)
+            await output.report_error(error, address=self.address)
+            if received:  # a healthy connection: the next reconnection starts afresh
+                delay = self._backoff
+            await anyio.sleep(delay)
+            delay = min(delay * 2, self._max_backoff)
+
+    async def aclose(self) -> None:
+        """Close the connection (idempotent)."""
+        await self._close_stream()
+
+    async def _connect(self) -> anyio.abc.SocketStream:
+        try:
+            with anyio.fail_after(self._connect_timeout):
+                return await anyio.connect_tcp(self.host, self.port)
+        except TimeoutError as exc:
+            msg = (
+                f"cannot connect to {self.host}:{self.port}: "
+                f"no answer within {self._connect_timeout}s"
+            )
+            raise ConnectorError(msg, retriable=True) from exc
+        except OSError as exc:
+            msg = f"cannot connect to {self.host}:{self.port}: {exc}"
+            raise ConnectorError(msg, retriable=True) from exc
+
+    async def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError, anyio.BrokenResourceError):
+                await stream.aclose()
+
+    async def _receive_lines(
+        self, stream: anyio.abc.SocketStream, output: ReceiverOutput[str]
+    ) -> tuple[ConnectorError, bool]:
+        """Store the lines of one connection until it ends.
+
+        Returns the error that ended it and whether anything was received.
+        """
+        separator, strip_cr = self._separator, self._strip_cr
+        probe_length = len(separator) - 1  # a separator may straddle two reads
+        decoder = codecs.getincrementaldecoder(self._encoding)(self._errors)
+        pending: list[str] = []  # the text of the current partial line, in pieces
+        tail = ""  # its last probe_length characters
+        received = False
+        try:
+            while True:
+                data = await stream.receive(self._read_size)
+                received = True
+                text = decoder.decode(data)
+                probe = tail + text if probe_length else text
+                if separator not in probe:
+                    if text:
+                        pending.append(text)
+                        tail = probe[-probe_length:] if probe_length else ""
+                    continue
+                if pending:
+                    pending.append(text)
+                    text = "".join(pending)
+                lines = text.split(separator)
+                last = lines.pop()
+                pending = [last] if last else []
+                tail = last[-probe_length:] if probe_length else ""
+                if strip_cr:
+                    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+                await output.put_many(lines)
+        except anyio.EndOfStream:
+            error = ConnectorError(f"{self.host}:{self.port} closed the connection", retriable=True)
+        except (OSError, anyio.BrokenResourceError) as exc:
+            error = ConnectorError(
+                f"connection to {self.host}:{self.port} lost: {exc!r}", retriable=True
+            )
+            error.__cause__ = exc
+        last = "".join(pending) + decoder.decode(b"", final=True)
+        if last:
+            if strip_cr and last.endswith("\r"):
+                last = last[:-1]
+            await output.put_many([last])
+        return error, received
+
+
+def socket_text_stream(
+    ssc: StreamingContext,
+    host: str,
+    port: int,
+    *,
+    encoding: str = "utf-8",
+    errors: str = "replace",
+    separator: str = "\n",
+    read_size: int = 65536,
+    reconnect_backoff: float = 0.1,
+    max_backoff: float = 10.0,
+    max_reconnects: int | None = None,
+    connect_timeout: float = 10.0,
+    name: str | None = None,
+    buffer_capacity: int | None = None,
+    max_rate: float | None = None,
+) -> DStream[str]:
+    """A stream of the lines a TCP server sends (Spark's ``ssc.socketTextStream``).
+
+    The receiver's options are :class:`SocketTextSource`'s; ``name``,
+    ``buffer_capacity`` and ``max_rate`` are ``ssc.receiver_stream``'s.
+    """
+    source = SocketTextSource(
+        host,
+        port,
+        encoding=encoding,
+        errors=errors,
+        separator=separator,
+        read_size=read_size,
+        reconnect_backoff=reconnect_backoff,
+        max_backoff=max_backoff,
+        max_reconnects=max_reconnects,
+        connect_timeout=connect_timeout,
+    )
+    return ssc.receiver_stream(
+        source,
+        name=name,
+        buffer_capacity=buffer_capacity,
+        max_rate=max_rate,
+    )
+
+
+def _check_seconds(value: Any, what: str) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ConfigurationError(f"{what} must be a finite number of seconds >= 0, not {value!r}")
