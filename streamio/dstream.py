@@ -22,6 +22,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .batch import combine_partition, concat_lists, group_partition, reduce_partition
+from .buffer import BufferStatistics, ChunkBuffer
 from .errors import ConfigurationError
 from .event_time import EventTimeWindowNode, EventWindow, SessionWindowNode
 from .functions import (
@@ -121,6 +122,27 @@ class DStream(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<DStream {self.name}>"
+
+    def _buffer(self) -> ChunkBuffer[Any]:
+        buffer = getattr(self._node, "buffer", None)
+        if buffer is None:
+            msg = f"{self.name!r} is not a receiver stream: only those have a buffer"
+            raise ConfigurationError(msg)
+        return buffer  # type: ignore[no-any-return]
+
+    def buffer_statistics(self) -> BufferStatistics:
+        """For a receiver stream: its buffer's fill level (records held, capacity,
+        receivers waiting for space), for metrics and tests."""
+        return self._buffer().statistics()
+
+    async def wait_for_buffer(self, predicate: Callable[[BufferStatistics], bool]) -> None:
+        """For a receiver stream: return once ``predicate(statistics)`` holds, woken
+        by every change of the buffer (never by a timer). Cancellation stops the wait.
+
+        Example: ``await lines.wait_for_buffer(lambda s: s.waiting_senders > 0)``
+        returns once the receiver is held back by a full buffer.
+        """
+        await self._buffer().wait_until(predicate)
 
     def _wrap(self, node: Node) -> DStream[Any]:
         return DStream(self._context, node)

@@ -48,15 +48,10 @@ def drop_file(directory: Path, name: str, lines: list[str], staging: Path | None
     os.replace(temporary, directory / name)
 
 
-def buffer_of(stream: DStream[Any]) -> Any:
-    """The stream's buffer (the core has no public accessor for its statistics)."""
-    return stream._node.buffer
-
-
 async def wait_buffered(stream: DStream[Any], count: int) -> None:
     """Return once the stream's buffer holds at least ``count`` records."""
     with anyio.fail_after(HANG_GUARD):
-        await buffer_of(stream).wait_until(lambda stats: stats.used >= count)
+        await stream.wait_for_buffer(lambda stats: stats.used >= count)
 
 
 def context(**kwargs: Any) -> StreamingContext:

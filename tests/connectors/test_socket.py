@@ -137,15 +137,10 @@ class ReceiverEvents(StreamingListener):
                 await self._changed.wait()
 
 
-def buffer_of(stream: DStream[Any]) -> Any:
-    """The stream's buffer (the core has no public accessor for its statistics)."""
-    return stream._node.buffer
-
-
 async def wait_buffered(stream: DStream[Any], count: int) -> None:
     """Return once the stream's buffer holds at least ``count`` records."""
     with anyio.fail_after(HANG_GUARD):
-        await buffer_of(stream).wait_until(lambda stats: stats.used >= count)
+        await stream.wait_for_buffer(lambda stats: stats.used >= count)
 
 
 def context(**kwargs: Any) -> StreamingContext:
@@ -383,20 +378,19 @@ async def test_a_fast_server_is_throttled_by_tcp_and_memory_stays_bounded(server
             lines.foreach_batch(sink)
             await ssc.start()
             conn = await server.accept()
-            buffer = buffer_of(lines)
             tracemalloc.reset_peak()
             tg.start_soon(produce, conn)
 
             with anyio.fail_after(HANG_GUARD):
                 # the buffer is full and the receiver waits in put_many, not reading...
-                await buffer.wait_until(
+                await lines.wait_for_buffer(
                     lambda stats: stats.used == capacity and stats.waiting_senders == 1
                 )
                 # ...so the kernel's buffers fill and the server's writes block
                 conn.write_blocked = anyio.Event()
                 await conn.write_blocked.wait()
             peak = tracemalloc.get_traced_memory()[1]
-            stats = buffer.statistics()
+            stats = lines.buffer_statistics()
             assert stats.used == capacity
             assert stats.waiting_senders == 1
             assert conn.sent_bytes > 2 * capacity * line_bytes  # far more than the buffer
@@ -407,7 +401,7 @@ async def test_a_fast_server_is_throttled_by_tcp_and_memory_stays_bounded(server
                 while not state["done"] or len(sink.records) < state["lines_sent"]:
                     remaining = state["lines_sent"] - len(sink.records)
                     target = max(0, min(capacity, remaining))
-                    await buffer.wait_until(lambda stats, target=target: stats.used >= target)
+                    await lines.wait_for_buffer(lambda stats, target=target: stats.used >= target)
                     await step(ssc)
     finally:
         tracemalloc.stop()
