@@ -711,3 +711,19 @@ async def test_a_receiver_reports_an_error_it_recovers_from_to_the_listeners():
         ("tcp", 1, ConnectionResetError, {"address": "127.0.0.1:9"})
     ]
     assert sink.records == ["after reconnect"]
+
+
+async def test_buffer_statistics_are_public_for_receiver_streams_only():
+    clock = ManualClock()
+    source = MemorySource()
+    async with context(clock, buffer_capacity=5) as ssc:
+        received = ssc.receiver_stream(source)
+        received.foreach_batch(ListSink())
+        queued = ssc.queue_stream([[1]])
+        queued.foreach_batch(ListSink())
+        await ssc.start()
+        await source.send([1, 2, 3])
+        await received.wait_for_buffer(lambda stats: stats.used == 3)
+        assert received.buffer_statistics() == BufferStatistics(3, 5, 0)
+        with pytest.raises(ConfigurationError, match="not a receiver stream"):
+            queued.buffer_statistics()
