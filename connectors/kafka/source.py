@@ -1,0 +1,806 @@
+"""The Kafka source: a streamio receiver over an aiokafka consumer group member.
+
+Delivery is at least once. Records go to the stream's buffer in chunks (one
+``getmany`` each) together with a :class:`~connectors.kafka.KafkaPosition`; once
+every output of the batch holding a chunk has finished, the runtime calls
+:meth:`KafkaSource.commit` with that position and the source commits those
+offsets for its consumer group. A batch whose output fails is never committed:
+after a restart its records are read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import errors as kafka_errors
+
+from streamio.errors import ConfigurationError, ConnectorError
+from streamio.listener import BatchInfo
+from streamio.receiver import Receiver, ReceiverOutput
+
+from .errors import to_connector_error
+from .records import KafkaPosition, KafkaRecord, _RecordBuilder
+from .serde import Deserializer, deserialize_bytes, resolve_deserializer
+
+if TYPE_CHECKING:
+    from streamio import DStream, StreamingContext
+
+__all__ = ["KafkaSource", "KafkaSourceStatistics", "kafka_stream"]
+
+logger = logging.getLogger(__name__)
+
+# Options the source sets itself, and why a caller may not.
+_RESERVED_OPTIONS = {
+    "enable_auto_commit": "offsets are committed by the source once each batch's outputs "
+    "finished; auto-commit would commit records that were never processed",
+    "key_deserializer": "pass key_deserializer to KafkaSource itself",
+    "value_deserializer": "pass value_deserializer to KafkaSource itself",
+    "loop": "the consumer is created in the running event loop",
+}
+_CONSUMER_OPTIONS = frozenset(inspect.signature(AIOKafkaConsumer.__init__).parameters) - {
+    "self",
+    "topics",
+}
+
+# Errors of a commit that only mean "this member lost its partitions": expected
+# during rebalances, and the next owner reads the uncommitted records again.
+_LOST_MEMBERSHIP = (
+    kafka_errors.CommitFailedError,
+    kafka_errors.IllegalStateError,
+    kafka_errors.RebalanceInProgressError,
+    kafka_errors.IllegalGenerationError,
+    kafka_errors.UnknownMemberIdError,
+)
+
+# Consumers staying in their group after aclose() until their last commits.
+_LINGERING: set[asyncio.Task[None]] = set()
+
+# How long getmany waits for data before the source looks at its other duties.
+_POLL_TIMEOUT_MS = 1000
+
+
+@dataclass(frozen=True)
+class KafkaSourceStatistics:
+    """A snapshot of a :class:`KafkaSource`, for monitoring and tests.
+
+    Attributes:
+        received: records stored in the stream's buffer since the source was made.
+        assignment: the partitions this member holds now.
+        delivered: per held partition, the offset after the last record stored.
+        committed: per held partition, the offset this member last committed.
+        assignments: how many partition assignments this member received (one per
+            group join or rebalance).
+        paused: the partitions not fetched now (rate budget used, buffer full).
+        waiting_for_space: the buffer is full and the source waits to store a chunk.
+        closed: True once the consumer is closed (after ``aclose`` and any
+            commits it waited for).
+    """
+
+    received: int
+    assignment: frozenset[TopicPartition]
+    delivered: Mapping[TopicPartition, int]
+    committed: Mapping[TopicPartition, int]
+    assignments: int
+    paused: frozenset[TopicPartition]
+    waiting_for_space: bool
+    closed: bool
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Forwards aiokafka's rebalance callbacks to the source (runs on aiokafka's task)."""
+
+    def __init__(self, source: KafkaSource, consumer: AIOKafkaConsumer) -> None:
+        self._source = source
+        self._consumer = consumer
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self._source._revoked(self._consumer, revoked)
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self._source._assigned(self._consumer, assigned)
+
+
+class KafkaSource(Receiver[KafkaRecord]):
+    """Consumes Kafka topics as a member of a consumer group.
+
+    Attach it with :meth:`stream` (or use :func:`kafka_stream`), which also lets it
+    see the context's batch cuts (needed by ``max_rate_per_partition``).
+
+    Args:
+        topics: a topic name, several names, or a compiled ``re.Pattern`` to
+            subscribe to every matching topic (a plain string is a name, never a
+            pattern).
+        group_id: the consumer group. Offsets are committed for it after each
+            batch's outputs finished; None consumes without a group (every
+            partition, nothing committed: a restart begins at ``auto_offset_reset``).
+        bootstrap_servers: ``"host:port"`` or a list of them.
+        auto_offset_reset: where to start a partition without a committed offset:
+            ``"earliest"``, ``"latest"`` or ``"none"`` (fail).
+        key_deserializer, value_deserializer: ``"bytes"`` (the default),
+            ``"str"``, ``"json"`` or a function of the bytes; never applied to None.
+        max_rate_per_partition: most records per second per partition. Each batch
+            takes at most ``rate * batch_interval`` records of a partition: the
+            source counts what it stores of each partition between two batch cuts
+            and pauses a partition that reached its share until the next cut
+            (records beyond it stay in Kafka). Needs ``batch_interval``, which
+            :meth:`stream` fills in.
+        batch_interval: the context's batch interval, for ``max_rate_per_partition``.
+        max_chunk_records: most records per ``getmany`` and so per stored chunk.
+        broker_check_interval: after this many seconds without data, the source
+            asks the broker for metadata; if no broker answers, it raises a
+            retriable ConnectorError so the runtime restarts it with backoff
+            (aiokafka itself retries silently forever). None: never check.
+        commit_timeout: seconds a commit may take; a commit that fails or times
+            out is reported to the listeners (``on_receiver_error``) and covered by
+            the next one, since each position holds every partition's offset.
+        close_timeout: the longest the consumer stays in its group after
+            :meth:`aclose` while batches holding its records are still being output
+            (see :meth:`aclose`).
+        **consumer_config: any other ``aiokafka.AIOKafkaConsumer`` option, passed
+            through: ``security_protocol``, ``ssl_context``, ``sasl_mechanism``,
+            ``sasl_plain_username``, ``sasl_plain_password``, ``session_timeout_ms``,
+            ``isolation_level``, ``client_id``... Their values are never logged nor
+            shown in ``repr``.
+
+    Raises:
+        ConfigurationError: for a wrong argument, an unknown consumer option, or
+            ``enable_auto_commit`` (the source commits, after each batch).
+    """
+
+    def __init__(
+        self,
+        topics: str | Iterable[str] | re.Pattern[str],
+        *,
+        group_id: str | None,
+        bootstrap_servers: str | list[str] = "localhost:9092",
+        auto_offset_reset: Literal["earliest", "latest", "none"] = "latest",
+        key_deserializer: str | Deserializer = "bytes",
+        value_deserializer: str | Deserializer = "bytes",
+        max_rate_per_partition: float | None = None,
+        batch_interval: float | None = None,
+        max_chunk_records: int = 10_000,
+        broker_check_interval: float | None = 10.0,
+        commit_timeout: float = 10.0,
+        close_timeout: float = 30.0,
+        **consumer_config: Any,
+    ) -> None:
+        self._topics, self._pattern = _subscription(topics)
+        if group_id is not None and (not isinstance(group_id, str) or not group_id):
+            msg = f"group_id must be a non-empty string or None, not {group_id!r}"
+            raise ConfigurationError(msg)
+        if auto_offset_reset not in ("earliest", "latest", "none"):
+            msg = (
+                "auto_offset_reset must be 'earliest', 'latest' or 'none', "
+                f"not {auto_offset_reset!r}"
+            )
+            raise ConfigurationError(msg)
+        _check_options(consumer_config)
+        self._group_id = group_id
+        self._bootstrap_servers = bootstrap_servers
+        self._auto_offset_reset = auto_offset_reset
+        key_fn = resolve_deserializer(key_deserializer, "key_deserializer")
+        value_fn = resolve_deserializer(value_deserializer, "value_deserializer")
+        # None: the bytes stay as they are, without a call per record
+        self._key_fn = None if key_fn is deserialize_bytes else key_fn
+        self._value_fn = None if value_fn is deserialize_bytes else value_fn
+        self._rate = _optional_positive(
+            max_rate_per_partition, "max_rate_per_partition", "records per second"
+        )
+        self._batch_interval = _optional_positive(batch_interval, "batch_interval")
+        if isinstance(max_chunk_records, bool) or not isinstance(max_chunk_records, int):
+            raise ConfigurationError("max_chunk_records must be a whole number >= 1")
+        if max_chunk_records < 1:
+            raise ConfigurationError("max_chunk_records must be a whole number >= 1")
+        self._max_chunk = max_chunk_records
+        self._check_interval = _optional_positive(broker_check_interval, "broker_check_interval")
+        self._commit_timeout = _positive(commit_timeout, "commit_timeout")
+        self._close_timeout = _positive(close_timeout, "close_timeout")
+        self._config = dict(consumer_config)
+        max_poll = self._config.get("max_poll_interval_ms", 300_000) / 1000
+        # a poll at least this often keeps the member alive while the source waits
+        self._keepalive = max(0.05, min(10.0, max_poll / 3))
+
+        self._consumer: AIOKafkaConsumer | None = None
+        self._output: ReceiverOutput[KafkaRecord] | None = None
+        self._epoch_counter = itertools.count(1)
+        self._epochs: dict[TopicPartition, int] = {}  # held partition -> assignment epoch
+        self._delivered: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._budget: dict[TopicPartition, int] = {}  # rate limit: what is left until the cut
+        self._exhausted: set[TopicPartition] = set()
+        self._blocked = False  # waiting for buffer space: every partition paused
+        self._paused: set[TopicPartition] = set()
+        self._carry: dict[TopicPartition, list[Any]] = {}
+        self._received = 0
+        self._assignments = 0
+        self._closing = False
+        self._linger_task: asyncio.Task[None] | None = None
+        self._settled: anyio.Event | None = None
+        self._refilled: anyio.Event | None = None
+        self._changed: anyio.Event | None = None
+        self._idle_since = time.monotonic()
+
+    def __repr__(self) -> str:
+        what = (
+            f"pattern={self._pattern!r}"
+            if self._pattern is not None
+            else f"topics={list(self._topics)!r}"
+        )
+        return (
+            f"KafkaSource({what}, group_id={self._group_id!r}, "
+            f"bootstrap_servers={self._bootstrap_servers!r})"
+        )
+
+    # -- attaching ------------------------------------------------------------------
+
+    def stream(
+        self,
+        ssc: StreamingContext,
+        *,
+        name: str | None = None,
+        buffer_capacity: int | None = None,
+    ) -> DStream[KafkaRecord]:
+        """The input stream of this source in ``ssc``.
+
+        Registers the source as a listener of ``ssc`` (it learns of each batch cut
+        for ``max_rate_per_partition``) and takes ``ssc``'s batch interval.
+        """
+        if self._batch_interval is None:
+            self._batch_interval = ssc.batch_interval
+        ssc.add_listener(self)
+        return ssc.receiver_stream(self, name=name, buffer_capacity=buffer_capacity)
+
+    def on_batch_submitted(self, info: BatchInfo) -> None:
+        """A batch was cut: every partition gets its rate budget back."""
+        if self._rate is None:
+            return
+        self._budget.clear()
+        self._exhausted.clear()
+        if self._refilled is not None:
+            self._refilled.set()
+            self._refilled = None
+        if self._consumer is not None and not self._closing:
+            self._apply_pauses(self._consumer)
+
+    # -- statistics -----------------------------------------------------------------
+
+    def statistics(self) -> KafkaSourceStatistics:
+        """What the source has received, holds and committed, now."""
+        held = self._epochs
+        return KafkaSourceStatistics(
+            received=self._received,
+            assignment=frozenset(held),
+            delivered={tp: off for tp, off in self._delivered.items() if tp in held},
+            committed={tp: off for tp, off in self._committed.items() if tp in held},
+            assignments=self._assignments,
+            paused=frozenset(self._paused),
+            waiting_for_space=self._blocked,
+            closed=self._consumer is None,
+        )
+
+    async def wait_until(self, predicate: Callable[[KafkaSourceStatistics], bool]) -> None:
+        """Return once ``predicate(self.statistics())`` is true.
+
+        Woken by each change (records stored, a commit, a rebalance, the close),
+        never by a timer: bound it with ``anyio.fail_after`` where needed.
+        """
+        while not predicate(self.statistics()):
+            if self._changed is None:
+                self._changed = anyio.Event()
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    # -- the receiver contract --------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the consumer, connect and subscribe (the group join follows in run)."""
+        if self._consumer is not None:
+            # lingering after the previous attempt: it cannot outlive a new member
+            await self._stop_consumer(self._consumer)
+        self.restartable = True
+        if self._rate is not None and self._batch_interval is None:
+            self.restartable = False
+            msg = (
+                "max_rate_per_partition needs the batch interval: attach the source with "
+                "source.stream(ssc) or kafka_stream(), or pass batch_interval="
+            )
+            raise ConfigurationError(msg)
+        try:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap_servers,
+                group_id=self._group_id,
+                auto_offset_reset=self._auto_offset_reset,
+                enable_auto_commit=False,
+                **self._config,
+            )
+        except Exception as exc:
+            raise self._fail(exc, "consumer configuration") from exc
+        self._consumer = consumer
+        self._closing = False
+        try:
+            await consumer.start()
+            listener = _Rebalance(self, consumer)
+            if self._pattern is not None:
+                consumer.subscribe(pattern=self._pattern, listener=listener)
+            else:
+                consumer.subscribe(topics=list(self._topics), listener=listener)
+        except Exception as exc:
+            raise self._fail(exc, "connecting the consumer") from exc
+        self._idle_since = time.monotonic()
+        self._notify()
+
+    async def run(self, output: ReceiverOutput[KafkaRecord]) -> None:
+        """Fetch chunks with ``getmany`` and store each with its position, until cancelled."""
+        consumer = self._consumer
+        if consumer is None:
+            raise ConnectorError("KafkaSource.run() before open()", retriable=True)
+        self._output = output
+        while True:
+            if self._group_id is None:
+                self._follow_assignment(consumer)
+            if self._carry:
+                fetched, self._carry = self._carry, {}
+            elif self._rate is not None and self._epochs and self._exhausted >= self._epochs.keys():
+                await self._wait_for_refill(consumer)
+                continue
+            else:
+                try:
+                    fetched = await consumer.getmany(
+                        timeout_ms=_POLL_TIMEOUT_MS, max_records=self._max_chunk
+                    )
+                except kafka_errors.KafkaError as exc:
+                    raise self._fail(exc, "fetching") from exc
+                if not fetched:
+                    await self._check_broker(consumer)
+                    continue
+            self._idle_since = time.monotonic()
+            records, delivered = self._convert(consumer, fetched)
+            if not records:
+                continue
+            # counted as delivered before the put: a cancelled put still stores the chunk
+            self._delivered.update(delivered)
+            position = KafkaPosition(
+                {tp: (offset, self._epochs[tp]) for tp, offset in self._delivered.items()}
+            )
+            await self._store(consumer, output, records, position)
+            self._received += len(records)
+            self._notify()
+
+    async def commit(self, position: Any) -> None:
+        """Commit the offsets of ``position`` for the group: every output of the
+        batches up to it has finished.
+
+        Partitions this member no longer holds, or lost and got back since the
+        position was taken, are left out: their next owner reads those records
+        again. A failed commit is logged and reported to the listeners, never
+        raised: the next batch's position covers the same offsets.
+        """
+        consumer = self._consumer
+        if consumer is None or self._group_id is None or not isinstance(position, KafkaPosition):
+            return
+        offsets = {
+            tp: offset
+            for tp, (offset, epoch) in position.entries().items()
+            if self._epochs.get(tp) == epoch and offset > self._committed.get(tp, -1)
+        }
+        if offsets:
+            await self._commit_offsets(consumer, offsets, position)
+        if self._closing and not self._in_flight():
+            await self._stop_consumer(consumer)
+
+    async def aclose(self) -> None:
+        """Stop fetching and leave the group.
+
+        streamio closes receivers before a graceful stop processes what they
+        buffered, and commits those final batches afterwards. So while records
+        this member stored are not committed yet, the consumer stays in the group
+        (paused, heartbeating) until those commits arrive, a rebalance takes the
+        partitions, or ``close_timeout`` passes; then it leaves. Calling
+        ``aclose()`` again closes it at once. Idempotent.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            return
+        if self._closing or self._group_id is None or not self._in_flight():
+            await self._stop_consumer(consumer)
+            return
+        self._closing = True
+        self._settled = anyio.Event()
+        self._apply_pauses(consumer)  # every held partition: nothing more is fetched
+        task = asyncio.get_running_loop().create_task(
+            self._linger(consumer, self._settled), name=f"{self!r} closing"
+        )
+        _LINGERING.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(_LINGERING.discard)
+        self._linger_task = task
+
+    # -- fetching -----------------------------------------------------------------------
+
+    def _convert(
+        self, consumer: AIOKafkaConsumer, fetched: Mapping[TopicPartition, list[Any]]
+    ) -> tuple[list[KafkaRecord], dict[TopicPartition, int]]:
+        """The records of a getmany (rate limits applied) and the next offset per partition."""
+        records: list[Any] = []
+        delivered: dict[TopicPartition, int] = {}
+        append = records.append
+        key_fn, value_fn = self._key_fn, self._value_fn
+        builder, record_class = _RecordBuilder, KafkaRecord
+        for tp, fetched_messages in fetched.items():
+            messages = fetched_messages
+            if not messages:
+                continue
+            if tp not in self._epochs:  # aiokafka delivered before our callback ran
+                self._assigned(consumer, [tp], count=False)
+            if self._rate is not None:
+                messages = self._limit(consumer, tp, messages)
+                if not messages:
+                    continue
+            topic, partition = tp.topic, tp.partition
+            message = None
+            try:
+                if key_fn is None and value_fn is None:
+                    for message in messages:
+                        record: Any = builder(
+                            message.key,
+                            message.value,
+                            topic,
+                            partition,
+                            message.offset,
+                            message.timestamp,
+                            message.headers,
+                        )
+                        record.__class__ = record_class
+                        append(record)
+                else:
+                    for message in messages:
+                        key, value = message.key, message.value
+                        if key is not None and key_fn is not None:
+                            key = key_fn(key)
+                        if value is not None and value_fn is not None:
+                            value = value_fn(value)
+                        record = builder(
+                            key,
+                            value,
+                            topic,
+                            partition,
+                            message.offset,
+                            message.timestamp,
+                            message.headers,
+                        )
+                        record.__class__ = record_class
+                        append(record)
+            except Exception as exc:
+                offset = getattr(message, "offset", "?")
+                self.restartable = False
+                msg = (
+                    f"cannot deserialize the record at {topic}[{partition}] offset {offset}: "
+                    f"{type(exc).__name__}: {exc} (choose other key/value deserializers, or "
+                    "one that handles bad input)"
+                )
+                raise ConnectorError(msg, retriable=False) from exc
+            delivered[tp] = messages[-1].offset + 1
+        return records, delivered
+
+    def _limit(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, messages: list[Any]
+    ) -> list[Any]:
+        """The part of ``messages`` within the partition's budget; the rest stays in Kafka."""
+        assert self._rate is not None and self._batch_interval is not None
+        cap = max(1, int(self._rate * self._batch_interval))
+        allowed = self._budget.get(tp, cap)
+        if len(messages) > allowed:
+            consumer.seek(tp, messages[allowed].offset)  # read again after the next cut
+            messages = messages[:allowed]
+        left = allowed - len(messages)
+        self._budget[tp] = left
+        if left <= 0:
+            self._exhausted.add(tp)
+            self._apply_pauses(consumer)
+        return messages
+
+    def _apply_pauses(self, consumer: AIOKafkaConsumer) -> None:
+        """Pause the partitions that must not be fetched now, resume the others."""
+        try:
+            held = consumer.assignment()
+            wanted = set(held) if self._blocked or self._closing else self._exhausted & held
+            paused = consumer.paused()
+            if wanted - paused:
+                consumer.pause(*(wanted - paused))
+            if paused - wanted:
+                consumer.resume(*(paused - wanted))
+        except kafka_errors.IllegalStateError:  # no subscription (closing)
+            return
+        if wanted != self._paused:
+            self._paused = wanted
+            self._notify()
+
+    async def _wait_for_refill(self, consumer: AIOKafkaConsumer) -> None:
+        """Every held partition used its rate budget: wait for the next batch cut."""
+        if self._refilled is None:
+            self._refilled = anyio.Event()
+        with anyio.move_on_after(self._keepalive):
+            await self._refilled.wait()
+            return
+        await self._poll_paused(consumer)
+
+    async def _store(
+        self,
+        consumer: AIOKafkaConsumer,
+        output: ReceiverOutput[KafkaRecord],
+        records: list[KafkaRecord],
+        position: KafkaPosition,
+    ) -> None:
+        """Put the chunk in the buffer; while it is full, pause every partition."""
+        stats = output.statistics()
+        if stats.used + len(records) <= stats.capacity:
+            await output.put_many(records, position=position)
+            return
+        # Backpressure: the put waits for a batch to free space. Pause fetching
+        # meanwhile and keep polling, or the group would drop an idle member.
+        self._blocked = True
+        self._notify()
+        self._apply_pauses(consumer)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._keep_alive, consumer)
+                await output.put_many(records, position=position)
+                group.cancel_scope.cancel()
+        finally:
+            self._blocked = False
+            if self._consumer is consumer and not self._closing:
+                self._apply_pauses(consumer)
+            self._notify()
+
+    async def _keep_alive(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            await anyio.sleep(self._keepalive)
+            await self._poll_paused(consumer)
+
+    async def _poll_paused(self, consumer: AIOKafkaConsumer) -> None:
+        """A getmany on paused partitions: tells the group this member is alive."""
+        self._apply_pauses(consumer)
+        try:
+            fetched = await consumer.getmany(timeout_ms=0)
+        except kafka_errors.KafkaError as exc:
+            raise self._fail(exc, "polling") from exc
+        for tp, messages in fetched.items():  # a partition assigned meanwhile
+            self._carry.setdefault(tp, []).extend(messages)
+
+    async def _check_broker(self, consumer: AIOKafkaConsumer) -> None:
+        """No data for a while: raise if no broker answers a metadata request."""
+        if self._check_interval is None:
+            return
+        now = time.monotonic()
+        if now - self._idle_since < self._check_interval:
+            return
+        self._idle_since = now
+        try:
+            with anyio.fail_after(max(self._check_interval, 1.0)):
+                await consumer.topics()
+        except (kafka_errors.KafkaError, OSError, TimeoutError) as exc:
+            msg = (
+                f"Kafka broker unreachable ({self._bootstrap_servers!r}): "
+                f"{type(exc).__name__}: {exc}"
+            )
+            raise ConnectorError(msg, retriable=True) from exc
+
+    def _fail(self, exc: BaseException, action: str) -> ConnectorError:
+        error = to_connector_error(exc, action)
+        if not error.retriable:
+            self.restartable = False
+        return error
+
+    # -- assignment ----------------------------------------------------------------------
+
+    def _assigned(
+        self, consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition], count: bool = True
+    ) -> None:
+        if consumer is not self._consumer:
+            return
+        for tp in partitions:
+            self._epochs[tp] = next(self._epoch_counter)
+            self._delivered.pop(tp, None)
+            self._committed.pop(tp, None)
+            self._budget.pop(tp, None)
+            self._exhausted.discard(tp)
+        if count:
+            self._assignments += 1
+        if self._closing:  # a rebalance while closing: nothing held is in flight any more
+            self._settle()
+        self._notify()
+
+    def _revoked(self, consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> None:
+        if consumer is not self._consumer:
+            return
+        for tp in partitions:
+            self._epochs.pop(tp, None)
+            self._delivered.pop(tp, None)
+            self._committed.pop(tp, None)
+            self._budget.pop(tp, None)
+            self._exhausted.discard(tp)
+            self._carry.pop(tp, None)
+            self._paused.discard(tp)
+        if self._closing and not self._in_flight():
+            self._settle()
+        self._notify()
+
+    def _follow_assignment(self, consumer: AIOKafkaConsumer) -> None:
+        """Without a group aiokafka calls no rebalance listener: compare instead."""
+        held = consumer.assignment()
+        if held != self._epochs.keys():
+            gone = self._epochs.keys() - held
+            if gone:
+                self._revoked(consumer, gone)
+            new = held - self._epochs.keys()
+            if new:
+                self._assigned(consumer, new)
+
+    def _in_flight(self) -> bool:
+        """Whether records of held partitions were stored but not committed yet."""
+        committed = self._committed
+        return any(
+            offset > committed.get(tp, -1)
+            for tp, offset in self._delivered.items()
+            if tp in self._epochs
+        )
+
+    # -- committing and closing ------------------------------------------------------------
+
+    async def _commit_offsets(
+        self,
+        consumer: AIOKafkaConsumer,
+        offsets: dict[TopicPartition, int],
+        position: KafkaPosition,
+    ) -> None:
+        try:
+            with anyio.fail_after(self._commit_timeout):
+                await consumer.commit(offsets)
+        except _LOST_MEMBERSHIP as exc:
+            logger.info(
+                "%r: commit refused after a rebalance, left to the next owner: %r", self, exc
+            )
+            await self._report(to_connector_error(exc, "committing"), offsets)
+        except (kafka_errors.KafkaError, OSError, TimeoutError) as exc:
+            logger.warning("%r: commit failed, the next batch's commit covers it: %r", self, exc)
+            error = to_connector_error(exc, "committing")
+            if isinstance(exc, TimeoutError):
+                error = ConnectorError(
+                    f"Kafka commit took over {self._commit_timeout}s", retriable=True
+                )
+            await self._report(error, offsets)
+        else:
+            entries = position.entries()
+            for tp, offset in offsets.items():
+                if self._epochs.get(tp) == entries[tp][1]:
+                    self._committed[tp] = max(offset, self._committed.get(tp, -1))
+            self._notify()
+
+    async def _report(self, error: ConnectorError, offsets: Mapping[TopicPartition, int]) -> None:
+        if self._output is not None:
+            partitions = {f"{tp.topic}[{tp.partition}]": offset for tp, offset in offsets.items()}
+            await self._output.report_error(error, offsets=partitions)
+
+    def _settle(self) -> None:
+        if self._settled is not None:
+            self._settled.set()
+
+    async def _linger(self, consumer: AIOKafkaConsumer, settled: anyio.Event) -> None:
+        try:
+            with anyio.move_on_after(self._close_timeout) as scope:
+                await settled.wait()
+            if scope.cancelled_caught:
+                logger.warning(
+                    "%r: closing after %ss although stored records were not committed; "
+                    "they will be read again",
+                    self,
+                    self._close_timeout,
+                )
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._stop_consumer(consumer)
+
+    async def _stop_consumer(self, consumer: AIOKafkaConsumer) -> None:
+        """Leave the group and close ``consumer``; forget what it held. Idempotent."""
+        if self._consumer is consumer:
+            self._consumer = None
+            self._closing = False
+            self._epochs.clear()
+            self._delivered.clear()
+            self._budget.clear()
+            self._exhausted.clear()
+            self._carry.clear()
+            self._paused.clear()
+            self._settle()
+            self._settled = None
+            self._linger_task = None  # it wakes (settled) and finds the consumer stopped
+        await _close_quietly(consumer, self)
+        self._notify()
+
+
+async def _close_quietly(consumer: AIOKafkaConsumer, owner: object) -> None:
+    """``consumer.stop()``, best effort: the broker times out a member that did not
+    leave.
+
+    With the broker gone, aiokafka's stop() can raise a CancelledError that is not
+    a cancellation of the caller (its fetcher awaits fetch tasks it just cancelled,
+    one of them asleep in a retry backoff), skipping the close of its connections.
+    So stop() runs in a task of its own, whose error cannot pass for ours, and the
+    connections are closed after it in that case.
+    """
+    stopping = asyncio.ensure_future(consumer.stop())
+    await asyncio.wait([stopping])
+    if stopping.cancelled() or stopping.exception() is not None:
+        error = "cancelled" if stopping.cancelled() else repr(stopping.exception())
+        logger.debug("%r: error while closing the consumer: %s", owner, error)
+        client = getattr(consumer, "_client", None)  # aiokafka's connections
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.close()
+
+
+def kafka_stream(
+    ssc: StreamingContext,
+    topics: str | Iterable[str] | re.Pattern[str],
+    *,
+    group_id: str | None,
+    name: str | None = None,
+    buffer_capacity: int | None = None,
+    **options: Any,
+) -> DStream[KafkaRecord]:
+    """A stream of :class:`KafkaRecord` from ``topics`` (names or a ``re.Pattern``).
+
+    ``options`` are :class:`KafkaSource`'s (``bootstrap_servers``,
+    ``auto_offset_reset``, deserializers, ``max_rate_per_partition``, aiokafka
+    consumer options...). ``name`` and ``buffer_capacity`` are the stream's, as in
+    ``ssc.receiver_stream``.
+    """
+    source = KafkaSource(topics, group_id=group_id, batch_interval=ssc.batch_interval, **options)
+    return source.stream(ssc, name=name, buffer_capacity=buffer_capacity)
+
+
+def _subscription(topics: Any) -> tuple[tuple[str, ...], str | None]:
+    """(topic names, None) or ((), pattern) for what ``topics`` asks for."""
+    if isinstance(topics, re.Pattern):
+        return (), topics.pattern
+    names = (topics,) if isinstance(topics, str) else tuple(topics)
+    if not names or not all(isinstance(name, str) and name for name in names):
+        msg = f"topics must be a topic name, names or a re.Pattern, not {topics!r}"
+        raise ConfigurationError(msg)
+    return names, None
+
+
+def _check_options(consumer_config: Mapping[str, Any]) -> None:
+    for key in consumer_config:
+        if key in _RESERVED_OPTIONS:
+            raise ConfigurationError(f"{key} cannot be set: {_RESERVED_OPTIONS[key]}")
+        if key not in _CONSUMER_OPTIONS:
+            raise ConfigurationError(f"{key!r} is not an aiokafka consumer option")
+
+
+def _positive(value: Any, name: str, unit: str = "seconds") -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value < float("inf")
+    ):
+        raise ConfigurationError(f"{name} must be a finite number of {unit} > 0, not {value!r}")
+    return float(value)
+
+
+def _optional_positive(value: Any, name: str, unit: str = "seconds") -> float | None:
+    return None if value is None else _positive(value, name, unit)

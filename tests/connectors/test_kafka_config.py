@@ -1,0 +1,202 @@
+"""The Kafka connector's parts that need no broker: serde, records, positions,
+argument checks, and secrets kept out of reprs, errors and logs."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+
+import anyio
+import pytest
+
+from connectors.kafka import (
+    KafkaPosition,
+    KafkaRecord,
+    KafkaSink,
+    KafkaSource,
+    TopicPartition,
+    deserialize_json,
+    deserialize_str,
+    serialize_bytes,
+    serialize_json,
+    serialize_str,
+)
+from connectors.kafka.records import make_record
+from connectors.kafka.serde import resolve_deserializer, resolve_serializer
+from streamio import ConfigurationError, ReceiverError, StreamingContext
+from streamio.errors import ConnectorError
+from streamio.testing import ListSink, ManualClock
+
+UVLOOP = pytest.mark.asyncio(loop_factories=["uvloop"])
+
+SECRET = "hunter2-do-not-log"
+
+
+# -- serde ---------------------------------------------------------------------------------
+
+
+def test_serializers_and_deserializers_round_trip():
+    assert deserialize_str(serialize_bytes("héllo")) == "héllo"
+    assert serialize_bytes(b"raw") == b"raw"
+    assert serialize_bytes(bytearray(b"ab")) == b"ab"
+    assert serialize_str(42) == b"42"
+    document = {"word": "été", "counts": [1, 2]}
+    assert serialize_json(document) == '{"word":"été","counts":[1,2]}'.encode()
+    assert deserialize_json(serialize_json(document)) == document
+
+
+def test_the_default_serializer_refuses_to_guess():
+    with pytest.raises(TypeError, match="value_serializer='json'"):
+        serialize_bytes({"a": 1})
+
+
+@pytest.mark.parametrize("name", ["pickle", "cloudpickle", "Pickle"])
+def test_pickle_is_refused_by_name(name):
+    with pytest.raises(ConfigurationError, match="pickle is not offered"):
+        resolve_deserializer(name, "value_deserializer")
+    with pytest.raises(ConfigurationError, match="pickle is not offered"):
+        resolve_serializer(name, "value_serializer")
+
+
+def test_serde_names_functions_and_errors():
+    assert resolve_deserializer("json", "v") is deserialize_json
+    assert resolve_serializer("str", "v") is serialize_str
+
+    def upper(data: bytes) -> str:
+        return data.decode().upper()
+
+    assert resolve_deserializer(upper, "v") is upper
+    with pytest.raises(ConfigurationError, match="'yaml' is unknown"):
+        resolve_deserializer("yaml", "value_deserializer")
+    with pytest.raises(ConfigurationError, match="must be one of"):
+        resolve_serializer(3, "key_serializer")
+
+
+# -- records and positions ---------------------------------------------------------------------
+
+
+def test_records_are_frozen_dataclasses_however_they_are_built():
+    built = make_record(b"k", "v", "t", 1, 7, 1_700_000_000_000, (("h", b"x"),))
+    plain = KafkaRecord(b"k", "v", "t", 1, 7, 1_700_000_000_000, (("h", b"x"),))
+    assert type(built) is KafkaRecord
+    assert built == plain and hash(built) == hash(plain)
+    assert repr(built) == repr(plain)
+    assert dataclasses.asdict(built)["offset"] == 7
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.value = "changed"  # type: ignore[misc]
+
+
+def test_a_position_is_a_read_only_mapping_of_next_offsets():
+    p0, p1 = TopicPartition("t", 0), TopicPartition("t", 1)
+    position = KafkaPosition({p0: (10, 1), p1: (4, 2)})
+    assert dict(position) == {p0: 10, p1: 4}
+    assert position[p1] == 4 and len(position) == 2
+    assert position.entries()[p1] == (4, 2)
+    assert repr(position) == "KafkaPosition({t[0]: 10, t[1]: 4})"
+    assert ("t", 0) in position  # TopicPartition is a named tuple
+
+
+# -- argument checks -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"enable_auto_commit": True}, "enable_auto_commit cannot be set"),
+        ({"value_deserializer": "pickle"}, "pickle is not offered"),
+        ({"fetch_max_wait": 10}, "'fetch_max_wait' is not an aiokafka consumer option"),
+        ({"group_id": ""}, "group_id must be"),
+        ({"auto_offset_reset": "smallest"}, "auto_offset_reset must be"),
+        ({"max_rate_per_partition": 0}, "max_rate_per_partition must be a finite number"),
+        ({"max_chunk_records": 0}, "max_chunk_records"),
+        ({"close_timeout": -1}, "close_timeout"),
+    ],
+)
+def test_source_arguments_are_checked_when_it_is_made(kwargs, message):
+    kwargs = {"group_id": "g", **kwargs}
+    with pytest.raises(ConfigurationError, match=message):
+        KafkaSource("topic", **kwargs)
+
+
+@pytest.mark.parametrize("topics", ["", [], ["ok", ""], [3]])
+def test_source_topics_are_checked(topics):
+    with pytest.raises(ConfigurationError, match="topics must be"):
+        KafkaSource(topics, group_id=None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"acks": 2}, "acks must be"),
+        ({"key": "word"}, "key must be a function"),
+        ({"value_serializer": "pickle"}, "pickle is not offered"),
+        ({"batch_size": 10}, "'batch_size' is not an aiokafka producer option"),
+        ({"key_serializer": str}, None),
+    ],
+)
+def test_sink_arguments_are_checked_when_it_is_made(kwargs, message):
+    if message is None:
+        KafkaSink("topic", **kwargs)
+        return
+    with pytest.raises(ConfigurationError, match=message):
+        KafkaSink("topic", **kwargs)
+
+
+def test_reprs_name_the_source_and_sink_but_no_option_value():
+    source = KafkaSource(
+        ["a", "b"],
+        group_id="g",
+        bootstrap_servers="kafka:9092",
+        sasl_plain_username="job",
+        sasl_plain_password=SECRET,
+    )
+    sink = KafkaSink("out", bootstrap_servers="kafka:9092", sasl_plain_password=SECRET)
+    assert repr(source) == (
+        "KafkaSource(topics=['a', 'b'], group_id='g', bootstrap_servers='kafka:9092')"
+    )
+    assert repr(sink) == "KafkaSink(topic='out', bootstrap_servers='kafka:9092')"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@UVLOOP
+async def test_an_unreachable_broker_is_retriable_and_no_secret_is_logged(caplog):
+    caplog.set_level(logging.DEBUG)
+    source = KafkaSource(
+        "topic",
+        group_id="g",
+        bootstrap_servers=f"127.0.0.1:{closed_port()}",
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="PLAIN",
+        sasl_plain_username="job",
+        sasl_plain_password=SECRET,
+    )
+    with pytest.raises(ReceiverError) as info, anyio.fail_after(10):
+        async with StreamingContext(
+            batch_interval=1.0, clock=ManualClock(), max_receiver_restarts=1
+        ) as ssc:
+            source.stream(ssc).foreach_batch(ListSink())
+            await ssc.start()
+    error = info.value.__cause__
+    assert isinstance(error, ConnectorError) and error.retriable
+    assert info.value.attempts == 2
+    assert SECRET not in str(info.value) and SECRET not in str(error)
+    assert caplog.records and SECRET not in caplog.text
+    assert source.statistics().closed
+
+
+@UVLOOP
+async def test_a_rate_limit_needs_the_batch_interval():
+    source = KafkaSource("topic", group_id=None, max_rate_per_partition=5.0)
+    with pytest.raises(ReceiverError) as info, anyio.fail_after(10):
+        async with StreamingContext(batch_interval=1.0, clock=ManualClock()) as ssc:
+            ssc.receiver_stream(source).foreach_batch(ListSink())  # not source.stream(ssc)
+            await ssc.start()
+    assert info.value.attempts == 1
+    assert isinstance(info.value.__cause__, ConfigurationError)
+    assert "source.stream(ssc)" in str(info.value.__cause__)

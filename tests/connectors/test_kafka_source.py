@@ -1,0 +1,393 @@
+"""The Kafka source against a real broker: records and their fields per batch,
+offsets committed per batch, failed batches left uncommitted, rebalances, rate
+limits, backpressure, and a broker that goes away."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from typing import Any
+
+import anyio
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from connectors.kafka import KafkaRecord, KafkaSource, TopicPartition, kafka_stream
+from connectors.kafka.testing import start_broker
+from streamio import (
+    OperatorError,
+    ReceiverError,
+    ReceiverInfo,
+    StreamingContext,
+    StreamingListener,
+)
+from streamio.errors import ConnectorError
+from streamio.testing import ListSink, ManualClock, step
+
+# Most tests run on uvloop (streamio.run's default) only; the first runs on both loops.
+pytestmark = pytest.mark.asyncio(loop_factories=["uvloop"])
+
+# Upper bound for waits that only a bug could make endless (group joins included).
+HANG_GUARD = 20
+
+# This broker makes a joining member wait about half the session timeout.
+TIMINGS: dict[str, Any] = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 400}
+
+
+def source_for(kafka: Any, topics: Any, group: str | None, **options: Any) -> KafkaSource:
+    options.setdefault("auto_offset_reset", "earliest")
+    if group is not None:
+        options = {**TIMINGS, **options}
+    return KafkaSource(topics, group_id=group, bootstrap_servers=kafka.bootstrap_servers, **options)
+
+
+def context(**options: Any) -> StreamingContext:
+    options.setdefault("receiver_restart_backoff", 0)
+    return StreamingContext(batch_interval=1.0, clock=ManualClock(), **options)
+
+
+async def received(source: KafkaSource, count: int) -> None:
+    """Wait until ``count`` records are in the stream's buffer (or were)."""
+    with anyio.fail_after(HANG_GUARD):
+        await source.wait_until(lambda stats: stats.received >= count)
+
+
+def values(start: int, stop: int, partitions: int = 1) -> list[dict[str, Any]]:
+    return [{"value": f"v{i}".encode(), "partition": i % partitions} for i in range(start, stop)]
+
+
+async def one_batch(source: KafkaSource, count: int) -> list[KafkaRecord]:
+    """Run a context over ``source`` for one batch of ``count`` records."""
+    sink: ListSink[KafkaRecord] = ListSink()
+    async with context() as ssc:
+        source.stream(ssc).foreach_batch(sink)
+        await ssc.start()
+        await received(source, count)
+        await step(ssc)
+    assert len(sink.batches) == 1
+    return sink.batches[0][1]
+
+
+# -- records and offsets -----------------------------------------------------------------
+
+
+@pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
+async def test_records_in_are_records_out_per_batch_with_their_fields(kafka):
+    topic = await kafka.topic(partitions=2)
+    group = kafka.name("group")
+    stamp = 1_700_000_000_000
+    await kafka.produce(
+        topic,
+        [
+            {
+                "key": f"k{i}".encode(),
+                "value": f"v{i}".encode(),
+                "partition": i % 2,
+                "timestamp_ms": stamp + i,
+                "headers": [("n", str(i).encode())],
+            }
+            for i in range(6)
+        ],
+    )
+    source = source_for(kafka, topic, group, key_deserializer="str", value_deserializer="str")
+    sink: ListSink[KafkaRecord] = ListSink()
+    async with context() as ssc:
+        source.stream(ssc).foreach_batch(sink)
+        await ssc.start()
+        await received(source, 6)
+        await step(ssc)
+        p0, p1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+        assert source.statistics().committed == {p0: 3, p1: 3}
+        await kafka.produce(topic, [{"value": b"w0", "partition": 0}, {"value": b"w1"}])
+        await received(source, 8)
+        await step(ssc)
+        assert source.statistics().committed[p0] + source.statistics().committed[p1] == 8
+    (time1, first), (time2, second) = sink.batches
+    assert (time1, time2) == (1.0, 2.0)
+    assert sorted(first, key=lambda r: int(r.key[1:])) == [
+        KafkaRecord(
+            key=f"k{i}",
+            value=f"v{i}",
+            topic=topic,
+            partition=i % 2,
+            offset=i // 2,
+            timestamp=stamp + i,
+            headers=(("n", str(i).encode()),),
+        )
+        for i in range(6)
+    ]
+    for partition in (0, 1):  # each partition's records in offset order
+        offsets = [r.offset for r in first if r.partition == partition]
+        assert offsets == sorted(offsets)
+    assert sorted(r.value for r in second) == ["w0", "w1"]
+    assert [r.offset for r in second if r.value == "w0"] == [3]
+    assert all(r.key is None and r.headers == () for r in second)
+    committed = await kafka.committed(group, topic, 2)
+    assert sum(committed) == 8 and committed[0] >= 4
+
+
+async def test_a_restarted_consumer_resumes_after_the_committed_batch(kafka):
+    topic = await kafka.topic(partitions=2)
+    group = kafka.name("group")
+    await kafka.produce(topic, values(0, 4, partitions=2))
+    first = await one_batch(source_for(kafka, topic, group, value_deserializer="str"), 4)
+    assert sorted(r.value for r in first) == ["v0", "v1", "v2", "v3"]
+    assert await kafka.committed(group, topic, 2) == [2, 2]
+
+    await kafka.produce(topic, values(4, 7, partitions=2))
+    second = await one_batch(source_for(kafka, topic, group, value_deserializer="str"), 3)
+    assert sorted(r.value for r in second) == ["v4", "v5", "v6"]
+    assert sorted((r.partition, r.offset) for r in second) == [(0, 2), (0, 3), (1, 2)]
+    assert await kafka.committed(group, topic, 2) == [4, 3]
+
+
+async def test_a_graceful_stop_commits_the_records_it_drains(kafka):
+    topic = await kafka.topic()
+    group = kafka.name("group")
+    await kafka.produce(topic, values(0, 5))
+    source = source_for(kafka, topic, group)
+    sink: ListSink[KafkaRecord] = ListSink()
+    async with context() as ssc:
+        source.stream(ssc).foreach_batch(sink)
+        await ssc.start()
+        await received(source, 5)
+        # leaving the block: the receiver is closed first, then its buffered records
+        # are a final batch, committed by the consumer that stayed in the group for it
+    assert [r.offset for r in sink.records] == [0, 1, 2, 3, 4]
+    assert source.statistics().closed
+    assert await kafka.committed(group, topic, 1) == [5]
+
+
+async def test_a_failing_output_leaves_its_batch_uncommitted(kafka):
+    topic = await kafka.topic()
+    group = kafka.name("group")
+    await kafka.produce(topic, values(0, 3))
+    source = source_for(kafka, topic, group, value_deserializer="str")
+    done: list[list[str]] = []
+    failing = False
+
+    def output(records: list[KafkaRecord]) -> None:
+        if failing:
+            raise RuntimeError("the output's database is down")
+        done.append([r.value for r in records])
+
+    with pytest.raises(OperatorError) as info:
+        async with context() as ssc:
+            source.stream(ssc).foreach_batch(output)
+            await ssc.start()
+            await received(source, 3)
+            await step(ssc)
+            assert await kafka.committed(group, topic, 1) == [3]
+            await kafka.produce(topic, values(3, 5))
+            await received(source, 5)
+            failing = True
+            await step(ssc)
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert done == [["v0", "v1", "v2"]]
+    assert await kafka.committed(group, topic, 1) == [3]
+    # the consumer waits in the group for commits that will not come; a second
+    # aclose() ends the wait at once
+    await source.aclose()
+    assert source.statistics().closed
+
+    again = await one_batch(source_for(kafka, topic, group, value_deserializer="str"), 2)
+    assert [(r.offset, r.value) for r in again] == [(3, "v3"), (4, "v4")]
+    assert await kafka.committed(group, topic, 1) == [5]
+
+
+async def test_after_a_rebalance_only_records_read_under_the_current_assignment_are_committed(
+    kafka,
+):
+    topic = await kafka.topic(partitions=2)
+    group = kafka.name("group")
+    await kafka.produce(topic, values(0, 4, partitions=2))
+    source = source_for(kafka, topic, group)
+    sink: ListSink[KafkaRecord] = ListSink()
+    everything = {TopicPartition(topic, 0), TopicPartition(topic, 1)}
+    async with context() as ssc:
+        source.stream(ssc).foreach_batch(sink)
+        await ssc.start()
+        await received(source, 4)
+        assert source.statistics().assignment == everything
+        other = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=kafka.bootstrap_servers,
+            group_id=group,
+            enable_auto_commit=False,
+            **TIMINGS,
+        )
+        await other.start()
+        try:
+            with anyio.fail_after(HANG_GUARD):
+                while not other.assignment():  # a second member joins: the group rebalances
+                    await other.getmany(timeout_ms=100)
+                await source.wait_until(lambda stats: len(stats.assignment) == 1)
+            (kept,) = source.statistics().assignment
+            # the kept partition is read again from its last commit (none)
+            await received(source, 6)
+            await step(ssc)
+            records = [(r.partition, r.offset) for r in sink.records]
+            old = [(0, 0), (0, 1), (1, 0), (1, 1)]
+            assert sorted(records) == sorted([*old, (kept.partition, 0), (kept.partition, 1)])
+            # the partition the other member took was read under the old assignment:
+            # its records are not committed by this member (the other one reads them)
+            assert source.statistics().committed == {kept: 2}
+            committed = await kafka.committed(group, topic, 2)
+            assert committed[kept.partition] == 2
+            assert committed[1 - kept.partition] is None
+        finally:
+            await other.stop()
+
+
+# -- subscription, headers, compression ------------------------------------------------------
+
+
+async def test_pattern_subscription_and_kafka_stream(kafka):
+    prefix = kafka.name("logs")
+    await kafka.produce(await _topic_named(kafka, f"{prefix}-a"), [{"value": b"a"}])
+    await kafka.produce(await _topic_named(kafka, f"{prefix}-b"), [{"value": b"b"}])
+    await kafka.produce(await kafka.topic(), [{"value": b"not matched"}])
+    sink: ListSink[tuple[str, str]] = ListSink()
+    async with context() as ssc:
+        stream = kafka_stream(
+            ssc,
+            re.compile(re.escape(prefix) + "-.*"),
+            group_id=None,
+            bootstrap_servers=kafka.bootstrap_servers,
+            auto_offset_reset="earliest",
+            value_deserializer="str",
+            name="logs",
+        )
+        stream.map(lambda r: (r.topic, r.value)).foreach_batch(sink)
+        await ssc.start()
+        with anyio.fail_after(HANG_GUARD):
+            while len(sink.records) < 2:
+                await step(ssc)
+    assert sorted(sink.records) == [(f"{prefix}-a", "a"), (f"{prefix}-b", "b")]
+
+
+async def _topic_named(kafka: Any, name: str) -> str:
+    from connectors.kafka.testing import create_topic
+
+    await create_topic(kafka.bootstrap_servers, name)
+    return name
+
+
+async def test_headers_tombstones_and_compressed_batches(kafka):
+    topic = await kafka.topic()
+    headers = [("trace", b"abc"), ("trace", b"def"), ("empty", b"")]
+    messages = [
+        {"key": b"k1", "value": b'{"n": 1}', "headers": headers},
+        {"key": b"k1", "value": None},  # a tombstone
+        {"value": '"é €"'.encode()},
+    ]
+    await kafka.produce(topic, messages, compression_type="gzip", linger_ms=20)
+    source = source_for(kafka, topic, None, key_deserializer="str", value_deserializer="json")
+    records = await one_batch(source, 3)
+    assert [(r.key, r.value, r.headers) for r in records[:2]] == [
+        ("k1", {"n": 1}, tuple(headers)),
+        ("k1", None, ()),
+    ]
+    assert records[2].value == "é €"
+
+
+async def test_a_record_that_cannot_be_deserialized_stops_the_source_without_retries(kafka):
+    topic = await kafka.topic()
+    await kafka.produce(topic, [{"value": b'{"ok": 1}'}, {"value": b"not json"}])
+    source = source_for(kafka, topic, None, value_deserializer="json")
+    with pytest.raises(ReceiverError) as info:
+        async with context(max_receiver_restarts=3) as ssc:
+            source.stream(ssc).foreach_batch(ListSink())
+            await ssc.start()
+            with anyio.fail_after(HANG_GUARD):
+                await anyio.sleep_forever()
+    assert info.value.attempts == 1
+    error = info.value.__cause__
+    assert isinstance(error, ConnectorError) and not error.retriable
+    assert f"{topic}[0] offset 1" in str(error)
+
+
+# -- rate limit and backpressure --------------------------------------------------------------
+
+
+async def test_max_rate_per_partition_caps_each_batch(kafka):
+    topic = await kafka.topic(partitions=2)
+    await kafka.produce(topic, values(0, 50, partitions=2))  # 25 per partition
+    source = source_for(kafka, topic, None, max_rate_per_partition=10.0)  # 10 per 1 s batch
+    sink: ListSink[KafkaRecord] = ListSink()
+    async with context() as ssc:
+        source.stream(ssc).foreach_batch(sink)
+        await ssc.start()
+        for total in (20, 40, 50):
+            await received(source, total)
+            await step(ssc)
+    sizes = [
+        [sum(1 for r in records if r.partition == p) for p in (0, 1)] for _, records in sink.batches
+    ]
+    assert sizes == [[10, 10], [10, 10], [5, 5]]
+    for partition in (0, 1):
+        offsets = [r.offset for r in sink.records if r.partition == partition]
+        assert offsets == list(range(25))
+
+
+async def test_a_full_buffer_pauses_fetching_and_nothing_is_lost(kafka):
+    topic = await kafka.topic()
+    await kafka.produce(topic, values(0, 10))
+    source = source_for(kafka, topic, None)
+    sink: ListSink[KafkaRecord] = ListSink()
+    everything = frozenset({TopicPartition(topic, 0)})
+    async with context() as ssc:
+        source.stream(ssc, buffer_capacity=4).foreach_batch(sink)
+        await ssc.start()
+        with anyio.fail_after(HANG_GUARD):
+            await source.wait_until(lambda stats: stats.waiting_for_space)
+            assert source.statistics().paused == everything
+            while len(sink.records) < 10:
+                await source.wait_until(lambda s: s.waiting_for_space or s.received == 10)
+                await step(ssc)
+    assert all(len(records) <= 4 for _, records in sink.batches)
+    assert [r.offset for r in sink.records] == list(range(10))
+    assert source.statistics().paused == frozenset()
+
+
+# -- a broker that goes away -----------------------------------------------------------------
+
+
+class ReceiverErrors(StreamingListener):
+    def __init__(self) -> None:
+        self.errors: list[BaseException | None] = []
+
+    def on_receiver_error(self, info: ReceiverInfo) -> None:
+        self.errors.append(info.error)
+
+
+async def test_a_broker_that_goes_away_is_a_retriable_connector_error(kafka):
+    with start_broker() as broker:  # a broker of its own, to kill
+        topic = kafka.name("topic")
+        from connectors.kafka.testing import create_topic
+
+        await create_topic(broker.bootstrap_servers, topic)
+        source = KafkaSource(
+            topic,
+            group_id=None,
+            bootstrap_servers=broker.bootstrap_servers,
+            auto_offset_reset="earliest",
+            broker_check_interval=0.2,
+            request_timeout_ms=2000,
+        )
+        listener = ReceiverErrors()
+        with pytest.raises(ReceiverError) as info:
+            async with context(max_receiver_restarts=1) as ssc:
+                ssc.add_listener(listener)
+                source.stream(ssc).foreach_batch(ListSink())
+                await ssc.start()
+                with anyio.fail_after(HANG_GUARD):
+                    await source.wait_until(lambda stats: bool(stats.assignment))
+                    os.kill(broker.pid, signal.SIGKILL)
+                    await anyio.sleep_forever()
+    assert info.value.attempts == 2  # the runtime restarted it once, with backoff
+    assert len(listener.errors) == 2
+    assert all(isinstance(e, ConnectorError) and e.retriable for e in listener.errors)
+    assert "unreachable" in str(listener.errors[0])
+    assert source.statistics().closed
