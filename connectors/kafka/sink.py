@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -22,6 +21,7 @@ from aiokafka import errors as kafka_errors
 
 from streamio.errors import ConfigurationError, ConnectorError
 
+from .clients import close_quietly
 from .errors import to_connector_error
 from .serde import Serializer, resolve_serializer
 
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from streamio import DStream
 
 __all__ = ["KafkaSink", "kafka_sink"]
-
-logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
@@ -166,10 +164,7 @@ class KafkaSink(Generic[R]):
         self._closed = True
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
-                await producer.stop()
-            except Exception as exc:
-                logger.debug("%r: error while closing the producer: %r", self, exc)
+            await close_quietly(producer, self)
 
     async def __aenter__(self) -> KafkaSink[R]:
         await self.start()
@@ -211,7 +206,7 @@ class KafkaSink(Generic[R]):
                 await producer.start()
             except BaseException as exc:
                 with anyio.CancelScope(shield=True):
-                    await producer.stop()
+                    await close_quietly(producer, self)
                 if isinstance(exc, Exception):
                     raise self._start_error(exc) from exc
                 raise

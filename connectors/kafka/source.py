@@ -11,9 +11,9 @@ after a restart its records are read again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import itertools
+import json
 import logging
 import re
 import time
@@ -26,12 +26,19 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka import errors as kafka_errors
 
 from streamio.errors import ConfigurationError, ConnectorError
-from streamio.listener import BatchInfo
+from streamio.listener import BatchInfo, StreamingListener
 from streamio.receiver import Receiver, ReceiverOutput
 
+from .clients import close_quietly
 from .errors import to_connector_error
 from .records import KafkaPosition, KafkaRecord, _RecordBuilder
-from .serde import Deserializer, deserialize_bytes, resolve_deserializer
+from .serde import (
+    Deserializer,
+    deserialize_bytes,
+    deserialize_json,
+    deserialize_str,
+    resolve_deserializer,
+)
 
 if TYPE_CHECKING:
     from streamio import DStream, StreamingContext
@@ -63,6 +70,13 @@ _LOST_MEMBERSHIP = (
     kafka_errors.UnknownMemberIdError,
 )
 
+# The same as the built-in deserializers, called without a Python frame in between.
+_FAST_DESERIALIZERS: dict[Any, Deserializer | None] = {
+    deserialize_bytes: None,
+    deserialize_str: bytes.decode,  # UTF-8, strict
+    deserialize_json: json.loads,
+}
+
 # Consumers staying in their group after aclose() until their last commits.
 _LINGERING: set[asyncio.Task[None]] = set()
 
@@ -83,8 +97,8 @@ class KafkaSourceStatistics:
             group join or rebalance).
         paused: the partitions not fetched now (rate budget used, buffer full).
         waiting_for_space: the buffer is full and the source waits to store a chunk.
-        closed: True once the consumer is closed (after ``aclose`` and any
-            commits it waited for).
+        closed: True while the source has no consumer: before ``open`` and once
+            closed (after ``aclose`` and any commits it waited for).
     """
 
     received: int
@@ -111,6 +125,16 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._source._assigned(self._consumer, assigned)
 
 
+class _BatchCuts(StreamingListener):
+    """Tells a source of its context's batch cuts (runs on the scheduler's task)."""
+
+    def __init__(self, source: KafkaSource) -> None:
+        self._source = source
+
+    def on_batch_submitted(self, info: BatchInfo) -> None:
+        self._source._batch_cut()
+
+
 class KafkaSource(Receiver[KafkaRecord]):
     """Consumes Kafka topics as a member of a consumer group.
 
@@ -133,9 +157,8 @@ class KafkaSource(Receiver[KafkaRecord]):
             takes at most ``rate * batch_interval`` records of a partition: the
             source counts what it stores of each partition between two batch cuts
             and pauses a partition that reached its share until the next cut
-            (records beyond it stay in Kafka). Needs ``batch_interval``, which
-            :meth:`stream` fills in.
-        batch_interval: the context's batch interval, for ``max_rate_per_partition``.
+            (records beyond it stay in Kafka). The source learns the interval and
+            the cuts when attached with :meth:`stream` (or :func:`kafka_stream`).
         max_chunk_records: most records per ``getmany`` and so per stored chunk.
         broker_check_interval: after this many seconds without data, the source
             asks the broker for metadata; if no broker answers, it raises a
@@ -168,7 +191,6 @@ class KafkaSource(Receiver[KafkaRecord]):
         key_deserializer: str | Deserializer = "bytes",
         value_deserializer: str | Deserializer = "bytes",
         max_rate_per_partition: float | None = None,
-        batch_interval: float | None = None,
         max_chunk_records: int = 10_000,
         broker_check_interval: float | None = 10.0,
         commit_timeout: float = 10.0,
@@ -191,13 +213,14 @@ class KafkaSource(Receiver[KafkaRecord]):
         self._auto_offset_reset = auto_offset_reset
         key_fn = resolve_deserializer(key_deserializer, "key_deserializer")
         value_fn = resolve_deserializer(value_deserializer, "value_deserializer")
-        # None: the bytes stay as they are, without a call per record
-        self._key_fn = None if key_fn is deserialize_bytes else key_fn
-        self._value_fn = None if value_fn is deserialize_bytes else value_fn
+        # the C functions behind the built-in ones, without a Python frame per record;
+        # None: the bytes stay as they are
+        self._key_fn = _FAST_DESERIALIZERS.get(key_fn, key_fn)
+        self._value_fn = _FAST_DESERIALIZERS.get(value_fn, value_fn)
         self._rate = _optional_positive(
             max_rate_per_partition, "max_rate_per_partition", "records per second"
         )
-        self._batch_interval = _optional_positive(batch_interval, "batch_interval")
+        self._batch_interval: float | None = None  # known once attached: stream()
         if isinstance(max_chunk_records, bool) or not isinstance(max_chunk_records, int):
             raise ConfigurationError("max_chunk_records must be a whole number >= 1")
         if max_chunk_records < 1:
@@ -253,15 +276,14 @@ class KafkaSource(Receiver[KafkaRecord]):
     ) -> DStream[KafkaRecord]:
         """The input stream of this source in ``ssc``.
 
-        Registers the source as a listener of ``ssc`` (it learns of each batch cut
-        for ``max_rate_per_partition``) and takes ``ssc``'s batch interval.
+        The source takes ``ssc``'s batch interval and listens to its batch cuts
+        (for ``max_rate_per_partition``).
         """
-        if self._batch_interval is None:
-            self._batch_interval = ssc.batch_interval
-        ssc.add_listener(self)
+        self._batch_interval = ssc.batch_interval
+        ssc.add_listener(_BatchCuts(self))
         return ssc.receiver_stream(self, name=name, buffer_capacity=buffer_capacity)
 
-    def on_batch_submitted(self, info: BatchInfo) -> None:
+    def _batch_cut(self) -> None:
         """A batch was cut: every partition gets its rate budget back."""
         if self._rate is None:
             return
@@ -316,8 +338,9 @@ class KafkaSource(Receiver[KafkaRecord]):
         if self._rate is not None and self._batch_interval is None:
             self.restartable = False
             msg = (
-                "max_rate_per_partition needs the batch interval: attach the source with "
-                "source.stream(ssc) or kafka_stream(), or pass batch_interval="
+                "max_rate_per_partition needs the batch interval and the batch cuts: "
+                "attach the source with source.stream(ssc) (or use kafka_stream()) "
+                "rather than ssc.receiver_stream(source)"
             )
             raise ConfigurationError(msg)
         try:
@@ -370,6 +393,10 @@ class KafkaSource(Receiver[KafkaRecord]):
                     continue
             self._idle_since = time.monotonic()
             records, delivered = self._convert(consumer, fetched)
+            # aiokafka's records die now, before the put lets batches run: kept
+            # across it, each would outlive collections and burden the GC's old
+            # generation
+            del fetched
             if not records:
                 continue
             # counted as delivered before the put: a cancelled put still stores the chunk
@@ -377,8 +404,10 @@ class KafkaSource(Receiver[KafkaRecord]):
             position = KafkaPosition(
                 {tp: (offset, self._epochs[tp]) for tp, offset in self._delivered.items()}
             )
+            count = len(records)
             await self._store(consumer, output, records, position)
-            self._received += len(records)
+            del records  # the buffer holds them now, as long as needed
+            self._received += count
             self._notify()
 
     async def commit(self, position: Any) -> None:
@@ -437,9 +466,8 @@ class KafkaSource(Receiver[KafkaRecord]):
         """The records of a getmany (rate limits applied) and the next offset per partition."""
         records: list[Any] = []
         delivered: dict[TopicPartition, int] = {}
-        append = records.append
         key_fn, value_fn = self._key_fn, self._value_fn
-        builder, record_class = _RecordBuilder, KafkaRecord
+        build = _RecordBuilder  # returns KafkaRecords
         for tp, fetched_messages in fetched.items():
             messages = fetched_messages
             if not messages:
@@ -451,50 +479,71 @@ class KafkaSource(Receiver[KafkaRecord]):
                 if not messages:
                     continue
             topic, partition = tp.topic, tp.partition
-            message = None
+            # the hot loop of the source: one comprehension per case, no calls
+            # but the deserializers and the record's construction
             try:
                 if key_fn is None and value_fn is None:
-                    for message in messages:
-                        record: Any = builder(
-                            message.key,
-                            message.value,
+                    chunk = [
+                        build(m.key, m.value, topic, partition, m.offset, m.timestamp, m.headers)
+                        for m in messages
+                    ]
+                elif key_fn is None:
+                    chunk = [
+                        build(
+                            m.key,
+                            None if (v := m.value) is None else value_fn(v),  # type: ignore[misc]
                             topic,
                             partition,
-                            message.offset,
-                            message.timestamp,
-                            message.headers,
+                            m.offset,
+                            m.timestamp,
+                            m.headers,
                         )
-                        record.__class__ = record_class
-                        append(record)
+                        for m in messages
+                    ]
                 else:
-                    for message in messages:
-                        key, value = message.key, message.value
-                        if key is not None and key_fn is not None:
-                            key = key_fn(key)
-                        if value is not None and value_fn is not None:
-                            value = value_fn(value)
-                        record = builder(
-                            key,
-                            value,
+                    chunk = [
+                        build(
+                            None if (k := m.key) is None else key_fn(k),
+                            v if (v := m.value) is None or value_fn is None else value_fn(v),
                             topic,
                             partition,
-                            message.offset,
-                            message.timestamp,
-                            message.headers,
+                            m.offset,
+                            m.timestamp,
+                            m.headers,
                         )
-                        record.__class__ = record_class
-                        append(record)
+                        for m in messages
+                    ]
             except Exception as exc:
-                offset = getattr(message, "offset", "?")
                 self.restartable = False
-                msg = (
-                    f"cannot deserialize the record at {topic}[{partition}] offset {offset}: "
-                    f"{type(exc).__name__}: {exc} (choose other key/value deserializers, or "
-                    "one that handles bad input)"
-                )
-                raise ConnectorError(msg, retriable=False) from exc
+                raise self._deserialization_error(tp, messages) from exc
+            if records:
+                records += chunk
+            else:
+                records = chunk
             delivered[tp] = messages[-1].offset + 1
         return records, delivered
+
+    def _deserialization_error(self, tp: TopicPartition, messages: list[Any]) -> ConnectorError:
+        """Which record of ``messages`` the deserializers refuse, and why."""
+        for message in messages:
+            for what, fn, data in (
+                ("key", self._key_fn, message.key),
+                ("value", self._value_fn, message.value),
+            ):
+                if fn is None or data is None:
+                    continue
+                try:
+                    fn(data)
+                except Exception as exc:
+                    where = f"{tp.topic}[{tp.partition}] offset {message.offset}"
+                    msg = (
+                        f"cannot deserialize the {what} of the record at {where}: "
+                        f"{type(exc).__name__}: {exc} (choose another {what}_deserializer, "
+                        "or one that handles bad input)"
+                    )
+                    return ConnectorError(msg, retriable=False)
+        msg = f"cannot deserialize a record of {tp.topic}[{tp.partition}]"
+        return ConnectorError(msg, retriable=False)
 
     def _limit(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, messages: list[Any]
@@ -728,29 +777,8 @@ class KafkaSource(Receiver[KafkaRecord]):
             self._settle()
             self._settled = None
             self._linger_task = None  # it wakes (settled) and finds the consumer stopped
-        await _close_quietly(consumer, self)
+        await close_quietly(consumer, self)
         self._notify()
-
-
-async def _close_quietly(consumer: AIOKafkaConsumer, owner: object) -> None:
-    """``consumer.stop()``, best effort: the broker times out a member that did not
-    leave.
-
-    With the broker gone, aiokafka's stop() can raise a CancelledError that is not
-    a cancellation of the caller (its fetcher awaits fetch tasks it just cancelled,
-    one of them asleep in a retry backoff), skipping the close of its connections.
-    So stop() runs in a task of its own, whose error cannot pass for ours, and the
-    connections are closed after it in that case.
-    """
-    stopping = asyncio.ensure_future(consumer.stop())
-    await asyncio.wait([stopping])
-    if stopping.cancelled() or stopping.exception() is not None:
-        error = "cancelled" if stopping.cancelled() else repr(stopping.exception())
-        logger.debug("%r: error while closing the consumer: %s", owner, error)
-        client = getattr(consumer, "_client", None)  # aiokafka's connections
-        if client is not None:
-            with contextlib.suppress(Exception):
-                await client.close()
 
 
 def kafka_stream(
@@ -769,7 +797,7 @@ def kafka_stream(
     consumer options...). ``name`` and ``buffer_capacity`` are the stream's, as in
     ``ssc.receiver_stream``.
     """
-    source = KafkaSource(topics, group_id=group_id, batch_interval=ssc.batch_interval, **options)
+    source = KafkaSource(topics, group_id=group_id, **options)
     return source.stream(ssc, name=name, buffer_capacity=buffer_capacity)
 
 

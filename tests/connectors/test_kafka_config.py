@@ -200,3 +200,4 @@ async def test_a_rate_limit_needs_the_batch_interval():
     assert info.value.attempts == 1
     assert isinstance(info.value.__cause__, ConfigurationError)
     assert "source.stream(ssc)" in str(info.value.__cause__)
+    assert "batch interval" in str(info.value.__cause__)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import operator
+import os
+import signal
 import time
 from typing import Any
 
@@ -276,3 +278,20 @@ async def test_streamio_produces_and_confluent_kafka_reads_back(kafka):
     partitions = {m.key(): m.partition() for m in messages}
     assert len(partitions) == 2  # both "a" records went to one partition
     assert sink.records_sent == 3
+
+
+async def test_a_broker_that_goes_away_fails_the_batch_with_a_retriable_error(kafka):
+    from connectors.kafka.testing import create_topic, start_broker
+
+    with start_broker() as broker:  # a broker of its own, to kill
+        topic = kafka.name("topic")
+        await create_topic(broker.bootstrap_servers, topic)
+        async with KafkaSink(
+            topic, bootstrap_servers=broker.bootstrap_servers, request_timeout_ms=1000
+        ) as sink:
+            await sink(1.0, [b"before"])
+            os.kill(broker.pid, signal.SIGKILL)
+            with pytest.raises(ConnectorError) as info, anyio.fail_after(HANG_GUARD):
+                await sink(2.0, [b"after"])
+    assert info.value.retriable
+    assert sink.records_sent == 1
