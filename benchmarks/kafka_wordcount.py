@@ -12,7 +12,9 @@ measures, in turns:
   counts to a total, on the system clock.
 
 Each path is timed from the moment its consumer holds the partitions (a group join
-is not throughput) until every word is counted; the counts of both must agree.
+is not throughput) until every word is counted; the counts of both must agree. The
+CPU time of this process is printed too: it leaves out the broker, which shares the
+machine.
 
     python benchmarks/kafka_wordcount.py [--lines N] [--repeat N] [--interval S]
                                          [--buffer N] [--loop asyncio|uvloop|both]
@@ -77,9 +79,21 @@ async def produce(bootstrap: str, topic: str, lines: list[str]) -> None:
         await producer.stop()
 
 
+Timing = tuple[float, float]  # (wall seconds, CPU seconds of this process)
+
+
+def clocks() -> Timing:
+    return time.perf_counter(), time.process_time()
+
+
+def since(start: Timing, end: Timing | None = None) -> Timing:
+    end = end or clocks()
+    return end[0] - start[0], end[1] - start[1]
+
+
 async def baseline(
     bootstrap: str, topic: str, lines: int
-) -> tuple[float, collections.Counter[str]]:
+) -> tuple[Timing, collections.Counter[str]]:
     """Raw aiokafka getmany + decode + split + Counter."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
@@ -88,7 +102,7 @@ async def baseline(
     counts: collections.Counter[str] = collections.Counter()
     seen = 0
     try:
-        started = time.perf_counter()  # no group: the partitions are held at once
+        started = clocks()  # no group: the partitions are held at once
         while seen < lines:
             fetched = await consumer.getmany(timeout_ms=1000, max_records=10_000)
             for messages in fetched.values():
@@ -96,7 +110,7 @@ async def baseline(
                 counts.update(
                     itertools.chain.from_iterable(m.value.decode().split() for m in messages)
                 )
-        elapsed = time.perf_counter() - started
+        elapsed = since(started)
     finally:
         await consumer.stop()
     return elapsed, counts
@@ -108,17 +122,17 @@ def split_value(record: KafkaRecord) -> list[str]:
 
 async def engine(
     bootstrap: str, topic: str, lines: int, group: str, interval: float, buffer: int
-) -> tuple[float, collections.Counter[str]]:
+) -> tuple[Timing, collections.Counter[str]]:
     """The streamio job: KafkaSource -> flat_map -> count_by_value -> total."""
     total: collections.Counter[str] = collections.Counter()
     words = lines * WORDS_PER_LINE
     counted = anyio.Event()
-    finished: list[float] = []
+    finished: list[Timing] = []
 
     def add(records: list[tuple[str, int]]) -> None:
         total.update(dict(records))
         if not finished and sum(total.values()) >= words:
-            finished.append(time.perf_counter())
+            finished.append(clocks())
             counted.set()
 
     source = KafkaSource(
@@ -135,17 +149,18 @@ async def engine(
         await ssc.start()
         with anyio.fail_after(60):
             await source.wait_until(lambda stats: bool(stats.assignment))
-        started = time.perf_counter()
+        started = clocks()
         with anyio.fail_after(600):
             await counted.wait()
-    return finished[0] - started, total
+    return since(started, finished[0]), total
 
 
 def measure(
     args: argparse.Namespace, bootstrap: str, topic: str, use_uvloop: bool, groups: Iterator[str]
-) -> tuple[float, float]:
-    """Best times of the baseline and of streamio, measured in turns."""
-    raw_times, engine_times = [], []
+) -> tuple[Timing, Timing]:
+    """Best times (wall, CPU) of the baseline and of streamio, measured in turns."""
+    raw_times: list[Timing] = []
+    engine_times: list[Timing] = []
     for _ in range(args.repeat):
         raw_time, raw_counts = run(baseline(bootstrap, topic, args.lines), use_uvloop=use_uvloop)
         job = engine(bootstrap, topic, args.lines, next(groups), args.interval, args.buffer)
@@ -154,7 +169,11 @@ def measure(
         assert sum(raw_counts.values()) == args.lines * WORDS_PER_LINE
         raw_times.append(raw_time)
         engine_times.append(engine_time)
-    return min(raw_times), min(engine_times)
+
+    def best(times: list[Timing]) -> Timing:
+        return min(wall for wall, _ in times), min(cpu for _, cpu in times)
+
+    return best(raw_times), best(engine_times)
 
 
 def main() -> None:
@@ -183,13 +202,27 @@ def main() -> None:
             f"{args.interval}s, buffer {args.buffer:,} records"
         )
         groups = (f"bench-{n}" for n in itertools.count())
+        print(f"{'loop':8} {'':32} {'lines/s':>10} {'CPU us/line':>12}")
         for loop in loops:
-            raw, measured = measure(args, bootstrap, topic, loop == "uvloop", groups)
-            print(
-                f"{loop:8} streamio KafkaSource job {args.lines / measured:>10,.0f} lines/s | "
-                f"aiokafka getmany + Counter {args.lines / raw:>10,.0f} lines/s | "
-                f"ratio {raw / measured:.2f}"
+            (raw, raw_cpu), (job, job_cpu) = measure(
+                args, bootstrap, topic, loop == "uvloop", groups
             )
+            per_line = 1e6 / args.lines
+            rows = [
+                (
+                    "streamio KafkaSource job",
+                    f"{args.lines / job:,.0f}",
+                    f"{job_cpu * per_line:.2f}",
+                ),
+                (
+                    "aiokafka getmany + Counter",
+                    f"{args.lines / raw:,.0f}",
+                    f"{raw_cpu * per_line:.2f}",
+                ),
+                ("ratio (streamio / baseline)", f"{raw / job:.2f}", f"{raw_cpu / job_cpu:.2f}"),
+            ]
+            for name, rate, cpu in rows:
+                print(f"{loop:8} {name:32} {rate:>10} {cpu:>12}")
 
 
 if __name__ == "__main__":

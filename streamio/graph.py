@@ -234,8 +234,10 @@ class Node:
 
     def is_valid_time(self, time: float) -> bool:
         """Whether ``time`` is on this stream's slide grid (Spark's alignment)."""
-        steps = (time - self.graph.zero_time) / self.slide
-        return steps > 0.5 and abs(steps - round(steps)) < 1e-6
+        zero = self.graph.zero_time
+        steps = round((time - zero) / self.slide)
+        # compared in seconds: at epoch-sized times a float carries ~1e-7 s of error
+        return steps >= 1 and abs(zero + steps * self.slide - time) < 1e-6
 
     def pipeline(self) -> Pipeline:
         """This node as a materialised source (narrow nodes override it to fuse)."""

@@ -418,3 +418,14 @@ async def test_advance_is_not_held_up_by_a_task_that_never_waits():
             await clock.advance(2.0)
         stop.set()
     assert sink.batches == [(1.0, [1]), (2.0, [2])]
+
+
+@pytest.mark.parametrize("interval", [0.05, 0.1, 0.3])
+async def test_epoch_sized_batch_times_with_inexact_intervals_lose_no_batch(interval):
+    clock = ManualClock(start=1_795_000_000.0)
+    counts = ListSink()
+    async with StreamingContext(batch_interval=interval, clock=clock) as ssc:
+        ssc.queue_stream([[1, 2], [3], [4, 5, 6]] * 10).count().foreach_batch(counts)
+        ssc.start()
+        await clock.advance(30 * interval)
+    assert [records for _, records in counts.batches] == [[2], [1], [3]] * 10
