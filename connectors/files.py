@@ -45,7 +45,6 @@ Example::
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import fnmatch
 import json
@@ -63,6 +62,8 @@ import anyio.to_thread
 
 from streamio import DStream, Receiver, ReceiverOutput, StreamingContext
 from streamio.errors import ConfigurationError, ConnectorError
+
+from .text import check_encoding
 
 __all__ = [
     "DirectorySource",
@@ -154,7 +155,7 @@ class DirectorySource(Receiver[str]):
         self.path = Path(_check_path(path, "path"))
         if not isinstance(pattern, str) or not pattern:
             raise ConfigurationError(f"pattern must be a non-empty glob, not {pattern!r}")
-        _check_encoding(encoding, errors)
+        check_encoding(encoding, errors)
         if (
             isinstance(rescan_interval, bool)
             or not isinstance(rescan_interval, (int, float))
@@ -465,7 +466,7 @@ class TextFilesSink:
             if "/" in suffix or os.sep in suffix:
                 raise ConfigurationError(f"suffix must not contain a path separator: {suffix!r}")
         self.suffix = suffix
-        _check_encoding(encoding, "strict")
+        check_encoding(encoding, "strict")
         self.encoding = encoding
         self.skip_empty = bool(skip_empty)
 
@@ -540,15 +541,3 @@ def _check_path(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{what} must be a non-empty path, not {value!r}")
     return value
-
-
-def _check_encoding(encoding: Any, errors: Any) -> None:
-    try:
-        codecs.lookup(encoding)
-    except (LookupError, TypeError):
-        raise ConfigurationError(f"unknown encoding {encoding!r}") from None
-    try:
-        codecs.lookup_error(errors)
-    except (LookupError, TypeError):
-        msg = f"unknown codec error handler {errors!r} (use 'strict', 'replace', ...)"
-        raise ConfigurationError(msg) from None

@@ -37,6 +37,8 @@ import anyio.abc
 from streamio import DStream, Receiver, ReceiverOutput, StreamingContext
 from streamio.errors import ConfigurationError, ConnectorError
 
+from .text import check_encoding
+
 __all__ = ["SocketTextSource", "socket_text_stream"]
 
 logger = logging.getLogger(__name__)
@@ -92,15 +94,7 @@ class SocketTextSource(Receiver[str]):
             raise ConfigurationError(f"host must be a non-empty string, not {host!r}")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise ConfigurationError(f"port must be a whole number from 1 to 65535, not {port!r}")
-        try:
-            codecs.getincrementaldecoder(encoding)
-        except (LookupError, TypeError):
-            raise ConfigurationError(f"unknown encoding {encoding!r}") from None
-        try:
-            codecs.lookup_error(errors)
-        except (LookupError, TypeError):
-            msg = f"unknown codec error handler {errors!r} (use 'strict', 'replace', ...)"
-            raise ConfigurationError(msg) from None
+        check_encoding(encoding, errors)
         if not isinstance(separator, str) or not separator:
             raise ConfigurationError(f"separator must be a non-empty string, not {separator!r}")
         if isinstance(read_size, bool) or not isinstance(read_size, int) or read_size < 1:
