@@ -14,6 +14,8 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from .chunk import LazyChunk
+
 __all__ = ["Batch"]
 
 T = TypeVar("T")
@@ -30,12 +32,13 @@ PartitionFn = Callable[[Iterable[Any]], Any]
 class Batch(Generic[T]):
     """The records of one batch time, split into partitions.
 
-    Partitions are lists and must not be changed once the batch exists: a batch
-    is shared by every consumer of its stream.
+    Partitions are lists, or :class:`~streamio.chunk.LazyChunk` slices straight
+    from a receiver, and must not be changed once the batch exists: a batch is
+    shared by every consumer of its stream.
     """
 
     time: float
-    partitions: Sequence[list[T]]
+    partitions: Sequence[Sequence[T]]
 
     def records(self) -> list[T]:
         """All records, partition after partition, as one new list."""
@@ -52,6 +55,33 @@ def split_records(records: list[T], partition_size: int) -> list[list[T]]:
     if len(records) <= partition_size:
         return [records]
     return [records[i : i + partition_size] for i in range(0, len(records), partition_size)]
+
+
+def split_chunks(chunks: list[Sequence[T]], partition_size: int) -> list[Sequence[T]]:
+    """Cut a buffer's chunks into partitions of at most ``partition_size`` records.
+
+    Consecutive lists are joined, then cut; a lazy chunk is cut on its own, into
+    lazy slices, so its records are still built only when a stage reads them.
+    Always at least one (maybe empty) partition, in record order.
+    """
+    parts: list[Sequence[T]] = []
+    joined: list[T] = []
+    for chunk in chunks:
+        if isinstance(chunk, LazyChunk):
+            if joined:
+                parts += split_records(joined, partition_size)
+                joined = []
+            parts += [
+                chunk.slice(start, min(start + partition_size, len(chunk)))
+                for start in range(0, len(chunk), partition_size)
+            ]
+        elif joined:
+            joined += chunk
+        else:
+            joined = list(chunk) if not isinstance(chunk, list) else chunk
+    if joined or not parts:
+        parts += split_records(joined, partition_size)
+    return parts
 
 
 def split_evenly(records: list[T], count: int) -> list[list[T]]:

@@ -6,21 +6,23 @@ reached, ``put_many`` waits until a tick frees space. That wait is the
 backpressure which travels back to the socket or the Kafka fetch. Nothing is
 dropped.
 
-Each chunk may carry a *position* (an offset, a file name): the position of the
-last chunk a batch took is what that batch covered, and what the receiver is told
-to commit once the batch's outputs have finished.
+A chunk is a list of records, or a :class:`~streamio.chunk.LazyChunk` kept as it
+is until a stage reads it. Each chunk may carry a *position* (an offset, a file
+name): the position of the last chunk a batch took is what that batch covered,
+and what the receiver is told to commit once the batch's outputs have finished.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
 
+from .chunk import LazyChunk
 from .errors import ConfigurationError
 
 __all__ = ["BufferStatistics", "ChunkBuffer"]
@@ -55,7 +57,7 @@ class ChunkBuffer(Generic[T]):
             msg = f"buffer capacity must be a positive whole number of records, not {capacity!r}"
             raise ConfigurationError(msg)
         self._capacity = capacity
-        self._chunks: deque[tuple[list[T], Any]] = deque()
+        self._chunks: deque[tuple[Sequence[T], Any]] = deque()
         self._used = 0
         self._waiting_senders = 0
         self._tail_open = False  # the last chunk is ours to append single records to
@@ -74,7 +76,7 @@ class ChunkBuffer(Generic[T]):
             self._change.set()
             self._change = None
 
-    def _append(self, records: list[T], position: Any) -> None:
+    def _append(self, records: Sequence[T], position: Any) -> None:
         self._chunks.append((records, position))
         self._used += len(records)
         self._tail_open = False
@@ -96,9 +98,11 @@ class ChunkBuffer(Generic[T]):
         A chunk larger than the free space is stored in pieces as space frees;
         the position goes with the last piece. If the wait is cancelled (the
         context is stopping), the rest of the chunk is stored anyway, over
-        capacity, so that no record already in hand is lost.
+        capacity, so that no record already in hand is lost. A
+        :class:`~streamio.chunk.LazyChunk` is stored as it is; anything else is
+        copied into a list.
         """
-        chunk = list(records)
+        chunk = records if isinstance(records, LazyChunk) else list(records)
         total = len(chunk)
         if total == 0:
             if position is not None:
@@ -127,7 +131,7 @@ class ChunkBuffer(Generic[T]):
             await self.put_many((record,), position)
             return
         if self._tail_open and position is None:
-            self._chunks[-1][0].append(record)
+            self._chunks[-1][0].append(record)  # type: ignore[attr-defined]
             self._used += 1
             self._notify_change()
         else:
@@ -138,34 +142,36 @@ class ChunkBuffer(Generic[T]):
             self._puts_since_checkpoint = 0
             await anyio.lowlevel.checkpoint()
 
-    def take(self, limit: int | None = None) -> tuple[list[T], Any]:
+    def take(self, limit: int | None = None) -> tuple[list[Sequence[T]], Any]:
         """Remove and return up to ``limit`` records (all when None), never waiting.
 
-        Returns the records and the position of the last positioned chunk taken
-        whole (None when no such chunk was taken).
+        Returns the chunks taken, in order (the first and last may be parts of
+        stored chunks), and the position of the last positioned chunk taken whole
+        (None when no such chunk was taken).
         """
         remaining = self._used if limit is None else limit
-        out: list[T] = []
+        out: list[Sequence[T]] = []
+        taken = 0
         position = None
         while self._chunks:
             chunk, chunk_position = self._chunks[0]
             if len(chunk) > remaining:
                 if remaining > 0:
-                    out.extend(chunk[:remaining])
+                    out.append(chunk[:remaining])
+                    taken += remaining
                     self._chunks[0] = (chunk[remaining:], chunk_position)
                 break
             self._chunks.popleft()
-            if out:
-                out.extend(chunk)
-            else:
-                out = chunk
+            if chunk:
+                out.append(chunk)
+            taken += len(chunk)
             remaining -= len(chunk)
             if chunk_position is not None:
                 position = chunk_position
         if not self._chunks:
             self._tail_open = False
-        if out or position is not None:
-            self._used -= len(out)
+        if taken or position is not None:
+            self._used -= taken
             if self._space is not None:
                 self._space.set()
                 self._space = None

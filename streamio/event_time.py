@@ -15,7 +15,7 @@ reached); they are part of the state.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from .graph import Node
@@ -105,7 +105,7 @@ class EventTimeWindowNode(StatefulNode):
             for key, start, end in ready
         ]
 
-    def update(self, time: float, parts: list[list[Any]]) -> list[Any]:
+    def update(self, time: float, parts: list[Sequence[Any]]) -> list[Any]:
         timestamp, key_of, watermark = self.user_fn, self._key, self.watermark
         entries, late = [], []
         for partition in parts:

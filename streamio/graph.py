@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from .batch import (
     merge_by_key,
     reduce_records,
     reduce_results,
+    split_chunks,
     split_evenly,
     split_records,
 )
@@ -269,10 +270,11 @@ class Node:
             for time in [t for t in self._generated if t <= before]:
                 del self._generated[time]
 
-    async def partitions(self, time: float) -> list[list[Any]] | None:
-        """This node's partitions at ``time`` as lists (fused stages run here).
+    async def partitions(self, time: float) -> list[Sequence[Any]] | None:
+        """This node's partitions at ``time`` (fused stages run here).
 
-        The lists may be the memoised batch's own: read them, never change them.
+        They may be the memoised batch's own lists, or lazy chunks of an input
+        stream: read them (iterate, ``len``), never change them.
         """
         tail = list if self.pipeline().fn is not None else None
         return await self.graph.evaluate(self, time, tail, self.label)
@@ -292,15 +294,15 @@ class InputNode(Node):
 
     def cut(self, time: float) -> Batch[Any]:
         """Take this tick's records (called by the scheduler)."""
-        records, position = self.take()
+        chunks, position = self.take()
         if position is not None:
             self.positions[time] = position
-        batch = Batch(time, split_records(records, self.graph.partition_size))
+        batch = Batch(time, split_chunks(chunks, self.graph.partition_size))
         self._generated[time] = batch
         return batch
 
-    def take(self) -> tuple[list[Any], Any]:
-        """This tick's records and the source position they reach (or None)."""
+    def take(self) -> tuple[list[Sequence[Any]], Any]:
+        """This tick's records, in chunks, and the source position they reach (or None)."""
         raise NotImplementedError
 
     def pending(self) -> int:
@@ -337,17 +339,17 @@ class QueueInputNode(InputNode):
             return True, queue.get_nowait()
         return (True, queue.pop(0)) if queue else (False, None)
 
-    def take(self) -> tuple[list[Any], Any]:
+    def take(self) -> tuple[list[Sequence[Any]], Any]:
         records: list[Any] = []
         found, item = self._pop()
         if not found:
-            return (list(self._default) if self._default is not None else records), None
+            return [list(self._default) if self._default is not None else records], None
         while found:
             records.extend(check_queue_item(item, self.name))
             if self._one_at_a_time:
                 break
             found, item = self._pop()
-        return records, None
+        return [records], None
 
 
 def check_queue_item(item: Any, stream: str) -> Iterable[Any]:
@@ -379,7 +381,7 @@ class ReceiverInputNode(InputNode):
         self.buffer = buffer
         self.max_records_per_batch = max_records_per_batch
 
-    def take(self) -> tuple[list[Any], Any]:
+    def take(self) -> tuple[list[Sequence[Any]], Any]:
         return self.buffer.take(self.max_records_per_batch)
 
     def pending(self) -> int:
@@ -492,7 +494,7 @@ class UnionNode(Node):
     kind = "union"
 
     async def compute(self, time: float) -> Batch[Any] | None:
-        parts: list[list[Any]] = []
+        parts: list[Sequence[Any]] = []
         for parent in self.parents:
             got = await parent.partitions(time)
             if got is None:

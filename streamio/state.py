@@ -10,7 +10,7 @@ computed before the next one, so no update is skipped.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -153,7 +153,7 @@ class StatefulNode(Node):
 
     user_fn: Callable[..., Any]
 
-    def update(self, time: float, parts: list[list[Any]]) -> list[Any]:
+    def update(self, time: float, parts: list[Sequence[Any]]) -> list[Any]:
         """Apply one batch to the state; the batch's output records."""
         raise NotImplementedError
 
@@ -193,7 +193,7 @@ class UpdateStateNode(StatefulNode):
             return [records]
         return merge_by_key([dict(records)], _keep_first, count)
 
-    def update(self, time: float, parts: list[list[Any]]) -> list[Any]:
+    def update(self, time: float, parts: list[Sequence[Any]]) -> list[Any]:
         new_values: dict[Any, list[Any]] = {}
         for partition in parts:
             for key, value in partition:
@@ -225,7 +225,7 @@ class MapWithStateNode(StatefulNode):
         self.state: dict[Any, Any] = initial_pairs(spec.initial_state, "map_with_state")
         self.updated_at: dict[Any, float] = {}
 
-    def update(self, time: float, parts: list[list[Any]]) -> list[Any]:
+    def update(self, time: float, parts: list[Sequence[Any]]) -> list[Any]:
         function, state, updated_at = self.user_fn, self.state, self.updated_at
         if self.state_time is None:  # the initial state counts as updated at the first batch
             updated_at.update(dict.fromkeys(state, time))

@@ -11,7 +11,7 @@ batches leaving, so its cost per slide does not grow with the window's length.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .batch import Batch, merge_by_key
@@ -70,7 +70,7 @@ class WindowNode(Node):
 
     async def compute(self, time: float) -> Batch[Any] | None:
         parent = self.parents[0]
-        parts: list[list[Any]] = []
+        parts: list[Sequence[Any]] = []
         for past in times_between(parent, time - self.length, time):
             got = await parent.partitions(past)
             if got:

@@ -31,7 +31,7 @@ from streamio.receiver import Receiver, ReceiverOutput
 
 from .clients import close_quietly
 from .errors import to_connector_error
-from .records import KafkaPosition, KafkaRecord, _RecordBuilder
+from .records import KafkaChunk, KafkaPosition, KafkaRecord
 from .serde import (
     Deserializer,
     deserialize_bytes,
@@ -395,7 +395,7 @@ class KafkaSource(Receiver[KafkaRecord]):
             records, delivered = self._convert(consumer, fetched)
             # aiokafka's records die now, before the put lets batches run: kept
             # across it, each would outlive collections and burden the GC's old
-            # generation
+            # generation (the chunk holds plain tuples, which the GC soon stops scanning)
             del fetched
             if not records:
                 continue
@@ -462,12 +462,12 @@ class KafkaSource(Receiver[KafkaRecord]):
 
     def _convert(
         self, consumer: AIOKafkaConsumer, fetched: Mapping[TopicPartition, list[Any]]
-    ) -> tuple[list[KafkaRecord], dict[TopicPartition, int]]:
-        """The records of a getmany (rate limits applied) and the next offset per partition."""
-        records: list[Any] = []
+    ) -> tuple[KafkaChunk, dict[TopicPartition, int]]:
+        """The records of a getmany (rate limits applied), as one chunk, and the
+        next offset per partition."""
+        rows: list[tuple[Any, ...]] = []
         delivered: dict[TopicPartition, int] = {}
         key_fn, value_fn = self._key_fn, self._value_fn
-        build = _RecordBuilder  # returns KafkaRecords
         for tp, fetched_messages in fetched.items():
             messages = fetched_messages
             if not messages:
@@ -479,17 +479,17 @@ class KafkaSource(Receiver[KafkaRecord]):
                 if not messages:
                     continue
             topic, partition = tp.topic, tp.partition
-            # the hot loop of the source: one comprehension per case, no calls
-            # but the deserializers and the record's construction
+            # the hot loop of the source: one comprehension per case, a tuple of
+            # the record's fields each, no call but the deserializers
             try:
                 if key_fn is None and value_fn is None:
-                    chunk = [
-                        build(m.key, m.value, topic, partition, m.offset, m.timestamp, m.headers)
+                    rows += [
+                        (m.key, m.value, topic, partition, m.offset, m.timestamp, m.headers)
                         for m in messages
                     ]
                 elif key_fn is None:
-                    chunk = [
-                        build(
+                    rows += [
+                        (
                             m.key,
                             None if (v := m.value) is None else value_fn(v),  # type: ignore[misc]
                             topic,
@@ -501,8 +501,8 @@ class KafkaSource(Receiver[KafkaRecord]):
                         for m in messages
                     ]
                 else:
-                    chunk = [
-                        build(
+                    rows += [
+                        (
                             None if (k := m.key) is None else key_fn(k),
                             v if (v := m.value) is None or value_fn is None else value_fn(v),
                             topic,
@@ -516,12 +516,8 @@ class KafkaSource(Receiver[KafkaRecord]):
             except Exception as exc:
                 self.restartable = False
                 raise self._deserialization_error(tp, messages) from exc
-            if records:
-                records += chunk
-            else:
-                records = chunk
             delivered[tp] = messages[-1].offset + 1
-        return records, delivered
+        return KafkaChunk(rows), delivered
 
     def _deserialization_error(self, tp: TopicPartition, messages: list[Any]) -> ConnectorError:
         """Which record of ``messages`` the deserializers refuse, and why."""
@@ -591,7 +587,7 @@ class KafkaSource(Receiver[KafkaRecord]):
         self,
         consumer: AIOKafkaConsumer,
         output: ReceiverOutput[KafkaRecord],
-        records: list[KafkaRecord],
+        records: KafkaChunk,
         position: KafkaPosition,
     ) -> None:
         """Put the chunk in the buffer; while it is full, pause every partition."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import tracemalloc
 
 import anyio
@@ -16,6 +17,12 @@ HANG_GUARD = 10
 
 def stats(used: int, capacity: int, waiting: int = 0) -> BufferStatistics:
     return BufferStatistics(used=used, capacity=capacity, waiting_senders=waiting)
+
+
+def take(buffer: ChunkBuffer, limit: int | None = None) -> tuple[list, object]:
+    """The records ``buffer.take`` returns (as chunks), flattened, and its position."""
+    chunks, position = buffer.take(limit)
+    return list(itertools.chain.from_iterable(chunks)), position
 
 
 async def until(buffer: ChunkBuffer, predicate) -> None:
@@ -36,7 +43,7 @@ def test_new_buffer_is_empty():
     buffer = ChunkBuffer(3)
     assert buffer.statistics() == stats(0, 3)
     assert len(buffer) == 0
-    assert buffer.take() == ([], None)
+    assert take(buffer) == ([], None)
 
 
 # -- capacity ---------------------------------------------------------------------
@@ -50,7 +57,7 @@ async def test_capacity_is_counted_in_records_not_chunks():
             await buffer.put_many([record])
     assert buffer.statistics() == stats(5, 5)
     assert len(buffer) == 5
-    assert buffer.take() == ([0, 1, 2, 3, 4], None)
+    assert take(buffer) == ([0, 1, 2, 3, 4], None)
 
     with anyio.fail_after(HANG_GUARD):
         await buffer.put_many(["a", "b", "c", "d", "e"])
@@ -72,10 +79,10 @@ async def test_put_many_waits_when_the_records_exceed_the_capacity():
         await until(buffer, lambda s: s.waiting_senders == 1)
         assert buffer.statistics() == stats(5, 5, 1)
         assert not stored.is_set()
-        assert buffer.take() == ([1, 2, 3, 4, 5], None)
+        assert take(buffer) == ([1, 2, 3, 4, 5], None)
         await stored.wait()
     assert buffer.statistics() == stats(1, 5)
-    assert buffer.take() == ([6], None)
+    assert take(buffer) == ([6], None)
 
 
 async def test_put_many_larger_than_capacity_is_split_and_position_goes_with_last_piece():
@@ -89,23 +96,23 @@ async def test_put_many_larger_than_capacity_is_split_and_position_goes_with_las
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender)
         await until(buffer, lambda s: s.used == 3 and s.waiting_senders == 1)
-        assert buffer.take() == ([0, 1, 2], None)
+        assert take(buffer) == ([0, 1, 2], None)
         await until(buffer, lambda s: s.used == 3 and s.waiting_senders == 1)
-        assert buffer.take() == ([3, 4, 5], None)
+        assert take(buffer) == ([3, 4, 5], None)
         await done.wait()
     assert buffer.statistics() == stats(1, 3)
-    assert buffer.take() == ([6], "end-of-chunk")
+    assert take(buffer) == ([6], "end-of-chunk")
     assert buffer.statistics() == stats(0, 3)
 
 
 async def test_empty_put_many_with_a_position_carries_only_the_position():
     buffer = ChunkBuffer(2)
     await buffer.put_many([])
-    assert buffer.take() == ([], None)
+    assert take(buffer) == ([], None)
     await buffer.put_many([], position=7)
     assert buffer.statistics() == stats(0, 2)
-    assert buffer.take() == ([], 7)
-    assert buffer.take() == ([], None)
+    assert take(buffer) == ([], 7)
+    assert take(buffer) == ([], None)
 
 
 # -- take -----------------------------------------------------------------------------
@@ -115,12 +122,12 @@ async def test_take_with_a_limit_splits_chunks_and_keeps_their_position_for_the_
     buffer = ChunkBuffer(10)
     await buffer.put_many([1, 2, 3], position="p1")
     await buffer.put_many([4, 5, 6], position="p2")
-    assert buffer.take(2) == ([1, 2], None)
+    assert take(buffer, 2) == ([1, 2], None)
     assert buffer.statistics() == stats(4, 10)
     # the rest of the first chunk completes it: its position is reported
-    assert buffer.take(2) == ([3, 4], "p1")
-    assert buffer.take(10) == ([5, 6], "p2")
-    assert buffer.take(10) == ([], None)
+    assert take(buffer, 2) == ([3, 4], "p1")
+    assert take(buffer, 10) == ([5, 6], "p2")
+    assert take(buffer, 10) == ([], None)
     assert buffer.statistics() == stats(0, 10)
 
 
@@ -130,16 +137,16 @@ async def test_take_reports_the_position_of_the_last_whole_chunk():
     await buffer.put_many([2])
     await buffer.put_many([3], position="c")
     await buffer.put_many([4, 5], position="d")
-    assert buffer.take(4) == ([1, 2, 3, 4], "c")
-    assert buffer.take() == ([5], "d")
+    assert take(buffer, 4) == ([1, 2, 3, 4], "c")
+    assert take(buffer) == ([5], "d")
 
 
 async def test_take_zero_takes_nothing():
     buffer = ChunkBuffer(10)
     await buffer.put_many([1, 2], position="p")
-    assert buffer.take(0) == ([], None)
+    assert take(buffer, 0) == ([], None)
     assert buffer.statistics() == stats(2, 10)
-    assert buffer.take() == ([1, 2], "p")
+    assert take(buffer) == ([1, 2], "p")
 
 
 async def test_take_frees_space_for_a_waiting_sender():
@@ -154,10 +161,10 @@ async def test_take_frees_space_for_a_waiting_sender():
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender)
         await until(buffer, lambda s: s.waiting_senders == 1)
-        assert buffer.take(1) == ([1], None)
+        assert take(buffer, 1) == ([1], None)
         await done.wait()
     assert buffer.statistics() == stats(2, 2)
-    assert buffer.take() == ([2, 3], None)
+    assert take(buffer) == ([2, 3], None)
 
 
 # -- cancellation ----------------------------------------------------------------------
@@ -171,7 +178,7 @@ async def test_cancelled_put_many_stores_the_rest_of_its_chunk_over_capacity():
         await until(buffer, lambda s: s.waiting_senders == 1)
         tg.cancel_scope.cancel()
     assert buffer.statistics() == stats(5, 2)
-    assert buffer.take() == ([1, 2, 3, 4, 5], "p")
+    assert take(buffer) == ([1, 2, 3, 4, 5], "p")
     assert buffer.statistics() == stats(0, 2)
 
 
@@ -184,8 +191,8 @@ async def test_cancelled_put_many_after_a_partial_store_loses_no_record():
         await until(buffer, lambda s: s.used == 3 and s.waiting_senders == 1)
         tg.cancel_scope.cancel()
     assert buffer.statistics() == stats(5, 3)
-    assert buffer.take(3) == ([1, 2, 3], None)
-    assert buffer.take() == ([4, 5], "p")
+    assert take(buffer, 3) == ([1, 2, 3], None)
+    assert take(buffer) == ([4, 5], "p")
 
 
 async def test_cancelled_put_stores_its_record():
@@ -195,7 +202,7 @@ async def test_cancelled_put_stores_its_record():
         tg.start_soon(buffer.put, "b", 2)
         await until(buffer, lambda s: s.waiting_senders == 1)
         tg.cancel_scope.cancel()
-    assert buffer.take() == (["a", "b"], 2)
+    assert take(buffer) == (["a", "b"], 2)
 
 
 # -- statistics ------------------------------------------------------------------------
@@ -209,10 +216,10 @@ async def test_statistics_count_waiting_senders():
             tg.start_soon(buffer.put_many, [record])
         await until(buffer, lambda s: s.waiting_senders == 3)
         assert buffer.statistics() == stats(1, 1, 3)
-        taken = buffer.take()[0]
+        taken = take(buffer)[0]
         for waiting in (2, 1, 0):
             await until(buffer, lambda s, w=waiting: s.used == 1 and s.waiting_senders == w)
-            taken += buffer.take()[0]
+            taken += take(buffer)[0]
     assert sorted(taken) == [0, 1, 2, 3]
     assert buffer.statistics() == stats(0, 1)
 
@@ -240,7 +247,7 @@ async def test_wait_until_is_woken_by_puts_and_takes():
     async with anyio.create_task_group() as tg:
         tg.start_soon(watcher, 1)
         await anyio.lowlevel.checkpoint()
-        buffer.take(2)
+        take(buffer, 2)
     assert seen[-1] == stats(1, 4)
 
 
@@ -252,9 +259,9 @@ async def test_put_keeps_order_and_counts_records():
     for record in range(10):
         await buffer.put(record)
     assert buffer.statistics() == stats(10, 100)
-    assert buffer.take(4) == ([0, 1, 2, 3], None)
+    assert take(buffer, 4) == ([0, 1, 2, 3], None)
     await buffer.put(10)
-    assert buffer.take() == ([4, 5, 6, 7, 8, 9, 10], None)
+    assert take(buffer) == ([4, 5, 6, 7, 8, 9, 10], None)
 
 
 async def test_put_with_a_position_closes_the_coalesced_chunk():
@@ -264,8 +271,8 @@ async def test_put_with_a_position_closes_the_coalesced_chunk():
     await buffer.put(3)
     await buffer.put(4)
     # the positioned record ends a chunk: taking up to it reports its position
-    assert buffer.take(2) == ([1, 2], "p2")
-    assert buffer.take() == ([3, 4], None)
+    assert take(buffer, 2) == ([1, 2], "p2")
+    assert take(buffer) == ([3, 4], None)
 
 
 async def test_put_does_not_coalesce_into_a_chunk_stored_by_put_many():
@@ -273,20 +280,20 @@ async def test_put_does_not_coalesce_into_a_chunk_stored_by_put_many():
     await buffer.put(1)
     await buffer.put_many([2, 3], position="p")
     await buffer.put(4)
-    assert buffer.take(3) == ([1, 2, 3], "p")
-    assert buffer.take() == ([4], None)
+    assert take(buffer, 3) == ([1, 2, 3], "p")
+    assert take(buffer) == ([4], None)
 
 
 async def test_put_coalesces_into_the_rest_of_a_partly_taken_chunk():
     buffer = ChunkBuffer(100)
     await buffer.put("a")
     await buffer.put("b")
-    assert buffer.take(1) == (["a"], None)
+    assert take(buffer, 1) == (["a"], None)
     await buffer.put("c")
-    assert buffer.take() == (["b", "c"], None)
+    assert take(buffer) == (["b", "c"], None)
     # once everything was taken, a new put starts a fresh chunk
     await buffer.put("d")
-    assert buffer.take() == (["d"], None)
+    assert take(buffer) == (["d"], None)
 
 
 async def test_put_waits_when_the_buffer_is_full():
@@ -304,9 +311,9 @@ async def test_put_waits_when_the_buffer_is_full():
         await until(buffer, lambda s: s.waiting_senders == 1)
         assert buffer.statistics() == stats(2, 2, 1)
         assert not done.is_set()
-        assert buffer.take() == ([1, 2], None)
+        assert take(buffer) == ([1, 2], None)
         await done.wait()
-    assert buffer.take() == ([3], None)
+    assert take(buffer) == ([3], None)
 
 
 async def test_put_coalesces_records_into_chunks_instead_of_one_chunk_per_record():
@@ -325,7 +332,7 @@ async def test_put_coalesces_records_into_chunks_instead_of_one_chunk_per_record
     # one list of 100k references is ~0.8 MB; a chunk (list + tuple) per record
     # would be more than 10 MB
     assert held < 3_000_000
-    taken, position = buffer.take()
+    taken, position = take(buffer)
     assert position is None
     assert len(taken) == count
     assert all(a is b for a, b in zip(taken, records, strict=True))
