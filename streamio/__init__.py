@@ -1,6 +1,7 @@
 """streamio: an asyncio-native micro-batch streaming runtime, in the model of
 Spark Streaming's DStreams."""
 
+from .chunk import LazyChunk
 from .clock import Clock, ManualClock, SystemClock
 from .context import ContextState, StreamingContext
 from .dstream import DStream
@@ -28,6 +29,7 @@ __all__ = [
     "ContextStateError",
     "DStream",
     "EventWindow",
+    "LazyChunk",
     "ManualClock",
     "OperatorError",
     "Receiver",

@@ -55,7 +55,9 @@ class ReceiverOutput(Generic[T]):
         """Store a chunk of records; waits while the buffer is full (backpressure).
 
         Args:
-            records: the chunk, in order.
+            records: the chunk, in order: any iterable (copied into a list), or a
+                :class:`~streamio.LazyChunk`, stored as it is and built into
+                records only when a stage reads them.
             position: how far the source has been read once this chunk is stored
                 (an offset, a file name); given back to :meth:`Receiver.commit`
                 once a batch holding this chunk has been fully output.

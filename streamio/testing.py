@@ -19,11 +19,12 @@ Drive time with :class:`ManualClock` so batch times and contents are exact::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import anyio
 
+from .chunk import LazyChunk
 from .clock import ManualClock
 from .context import StreamingContext
 from .dstream import DStream
@@ -33,6 +34,9 @@ from .receiver import Receiver, ReceiverOutput
 __all__ = ["ListSink", "ManualClock", "MemorySource", "collect_batches", "step"]
 
 T = TypeVar("T")
+
+# A chunk on its way from the test to the receiver, and the event set once stored.
+_Sent = tuple[Sequence[T], anyio.Event]
 
 
 class ListSink(Generic[T]):
@@ -70,16 +74,19 @@ class MemorySource(Receiver[T]):
     """
 
     def __init__(self) -> None:
-        self._send, self._receive = anyio.create_memory_object_stream[tuple[list[T], anyio.Event]](
-            1
-        )
+        self._send, self._receive = anyio.create_memory_object_stream[_Sent[T]](1)
         self.sent = 0
         self.commits: list[Any] = []
 
-    async def send(self, records: list[T]) -> None:
-        """Store ``records`` as one chunk in the stream's buffer; return once stored."""
+    async def send(self, records: Sequence[T]) -> None:
+        """Store ``records`` as one chunk in the stream's buffer; return once stored.
+
+        A :class:`~streamio.LazyChunk` is stored as it is (to test one's own);
+        anything else is copied into a list.
+        """
         stored = anyio.Event()
-        await self._send.send((list(records), stored))
+        chunk = records if isinstance(records, LazyChunk) else list(records)
+        await self._send.send((chunk, stored))
         await stored.wait()
 
     async def run(self, output: ReceiverOutput[T]) -> None:

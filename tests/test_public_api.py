@@ -20,6 +20,7 @@ PUBLIC_NAMES = {
     "ContextStateError",
     "DStream",
     "EventWindow",
+    "LazyChunk",
     "ManualClock",
     "OperatorError",
     "Receiver",

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from aiokafka import TopicPartition
 
-from streamio.chunk import LazyChunk
+from streamio import LazyChunk
 
 __all__ = ["KafkaChunk", "KafkaPosition", "KafkaRecord", "TopicPartition"]
 

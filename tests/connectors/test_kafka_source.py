@@ -4,6 +4,7 @@ limits, backpressure, and a broker that goes away."""
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import signal
@@ -125,6 +126,27 @@ async def test_records_in_are_records_out_per_batch_with_their_fields(kafka):
     assert all(r.key is None and r.headers == () for r in second)
     committed = await kafka.committed(group, topic, 2)
     assert sum(committed) == 8 and committed[0] >= 4
+
+
+def record_objects() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if type(o) is KafkaRecord)
+
+
+async def test_buffered_records_become_record_objects_only_when_a_batch_reads_them(kafka):
+    topic = await kafka.topic(partitions=2)
+    await kafka.produce(topic, values(0, 500, partitions=2))
+    source = source_for(kafka, topic, kafka.name("group"), value_deserializer="str")
+    sink: ListSink[int] = ListSink()
+    async with context() as ssc:
+        source.stream(ssc).map(lambda r: r.offset).foreach_batch(sink)
+        before = record_objects()
+        await ssc.start()
+        await received(source, 500)
+        assert record_objects() == before  # fields kept as plain tuples, no record yet
+        await step(ssc)
+        assert record_objects() == before  # built, read and gone
+    assert sorted(sink.records) == sorted([*range(250), *range(250)])
 
 
 async def test_a_restarted_consumer_resumes_after_the_committed_batch(kafka):
