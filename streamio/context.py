@@ -8,8 +8,8 @@ Use it as an async context manager inside your own asyncio program::
         ssc.start()
         await ssc.await_termination(timeout=5)
 
-Leaving the block stops the context gracefully (receivers stop, what they
-buffered is processed, the last batch finishes). An error in a receiver or a job
+Leaving the block stops the context gracefully (receivers stop receiving, what
+they buffered is processed and committed, then they close). An error in a receiver or a job
 stops the context and is raised out of the block, and out of
 ``await_termination()`` when something is waiting there.
 """
@@ -32,7 +32,7 @@ from .executors import InlineExecutor, check_executor_setting, pool_for
 from .functions import check_positive_int, check_seconds
 from .graph import Graph, QueueInputNode, ReceiverInputNode, UnionNode, check_queue_item
 from .listener import BatchInfo, ReceiverInfo, StreamingListener
-from .receiver import Receiver, ReceiverOutput, supervise
+from .receiver import GracefulStop, Receiver, ReceiverOutput, supervise
 from .scheduler import Scheduler, notify
 from .sources import AsyncIterableReceiver
 
@@ -128,7 +128,7 @@ class StreamingContext:
         self._task_group: TaskGroup | None = None
         self._scheduler: Scheduler | None = None
         self._runtime_scope: anyio.CancelScope | None = None
-        self._receivers_scope: anyio.CancelScope | None = None
+        self._graceful_stop = GracefulStop()
         self._receivers_done = anyio.Event()
         self._started = anyio.Event()
         self._terminated = anyio.Event()
@@ -448,6 +448,7 @@ class StreamingContext:
                         first_index,
                         lambda: self._graceful,
                         self._stop_receivers,
+                        self._close_receivers,
                         self._stop_timeout,
                     )
                     runtime.cancel_scope.cancel()
@@ -467,12 +468,11 @@ class StreamingContext:
     async def _run_receivers(self, *, task_status: TaskStatus[None]) -> None:
         """Start every receiver (waiting until each has opened), then supervise them."""
         try:
-            with anyio.CancelScope() as self._receivers_scope:
-                async with anyio.create_task_group() as receivers:
-                    for node in self._graph.nodes:
-                        if isinstance(node, ReceiverInputNode):
-                            await receivers.start(self._supervise, node)
-                    task_status.started()
+            async with anyio.create_task_group() as receivers:
+                for node in self._graph.nodes:
+                    if isinstance(node, ReceiverInputNode):
+                        await receivers.start(self._supervise, node)
+                task_status.started()
         finally:
             self._receivers_done.set()
 
@@ -489,12 +489,18 @@ class StreamingContext:
             max_restarts=self._max_restarts,
             backoff=self._backoff,
             notify=on_event,
+            stop=self._graceful_stop,
             task_status=task_status,
         )
 
     async def _stop_receivers(self) -> None:
-        if self._receivers_scope is not None:
-            self._receivers_scope.cancel()
+        """Graceful stop, first step: no receiver receives any more."""
+        self._graceful_stop.stop_receiving()
+        await self._graceful_stop.wait_stopped()
+
+    async def _close_receivers(self) -> None:
+        """Graceful stop, last step (final batches committed): receivers close."""
+        self._graceful_stop.allow_close()
         await self._receivers_done.wait()
 
 

@@ -11,8 +11,9 @@ covered so it can commit (Kafka offsets, file names).
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -92,6 +93,11 @@ class Receiver(abc.ABC, Generic[T]):
     ``aclose`` and starts over with ``open`` after a backoff, up to the context's
     ``max_receiver_restarts``; then the error stops the context.
 
+    A graceful stop cancels ``run`` first, processes what the receivers buffered
+    in final batches and commits their positions (:meth:`commit` is called after
+    ``run`` ended), and only then calls ``aclose``: a source that commits to its
+    origin (Kafka offsets) is still connected for those last commits.
+
     Receivers are async context managers too, for use outside a context.
 
     Attributes:
@@ -126,6 +132,53 @@ class Receiver(abc.ABC, Generic[T]):
         await self.aclose()
 
 
+class GracefulStop:
+    """The two steps of a graceful stop, shared by a context's receivers.
+
+    :meth:`stop_receiving` cancels every receiver's ``open``/``run`` (and any
+    restart backoff); once the final batches are committed, :meth:`allow_close`
+    lets the receivers that were stopped this way call ``aclose``.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._scopes: set[anyio.CancelScope] = set()
+        self._none_receiving = anyio.Event()
+        self._may_close = anyio.Event()
+
+    def stop_receiving(self) -> None:
+        self.requested = True
+        for scope in self._scopes:
+            scope.cancel()
+        if not self._scopes:
+            self._none_receiving.set()
+
+    async def wait_stopped(self) -> None:
+        """Return once no receiver is receiving any more (after ``stop_receiving``)."""
+        await self._none_receiving.wait()
+
+    def allow_close(self) -> None:
+        self._may_close.set()
+
+    async def wait_close_allowed(self) -> None:
+        await self._may_close.wait()
+
+    @contextlib.contextmanager
+    def receiving(self) -> Iterator[anyio.CancelScope]:
+        """A scope that ``stop_receiving`` cancels (at once if it was called)."""
+        scope = anyio.CancelScope()
+        if self.requested:
+            scope.cancel()
+        self._scopes.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._scopes.discard(scope)
+            if self.requested and not self._scopes:
+                self._none_receiving.set()
+
+
 async def supervise(
     receiver: Receiver[T],
     output: ReceiverOutput[T],
@@ -134,13 +187,15 @@ async def supervise(
     max_restarts: int,
     backoff: float,
     notify: Notify,
+    stop: GracefulStop,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a receiver until its source ends, restarting it when it fails.
 
     ``task_status.started()`` is called once the receiver has opened for the
     first time. Raises ReceiverError (with the last failure chained) when the
-    receiver failed more than ``max_restarts`` times.
+    receiver failed more than ``max_restarts`` times. When ``stop`` stops the
+    receivers, ``aclose`` waits until ``stop`` allows it (final batches committed).
     """
     attempt = 0
     started = False
@@ -151,12 +206,15 @@ async def supervise(
             output.attempt = attempt
             try:
                 try:
-                    await receiver.open()
-                    if not started:
-                        started = True
-                        task_status.started()
-                    await notify("started", ReceiverInfo(stream, attempt))
-                    await receiver.run(output)
+                    with stop.receiving() as receiving:
+                        await receiver.open()
+                        if not started:
+                            started = True
+                            task_status.started()
+                        await notify("started", ReceiverInfo(stream, attempt))
+                        await receiver.run(output)
+                    if receiving.cancelled_caught:
+                        await stop.wait_close_allowed()
                 finally:
                     with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
                         await receiver.aclose()
@@ -165,7 +223,10 @@ async def supervise(
                 await notify("error", ReceiverInfo(stream, attempt, error=exc))
                 if attempt > max_restarts or not receiver.restartable:
                     raise ReceiverError(stream, attempt, f"{type(exc).__name__}: {exc}") from exc
-                await anyio.sleep(delay)
+                with stop.receiving() as backing_off:
+                    await anyio.sleep(delay)
+                if backing_off.cancelled_caught:
+                    return
                 delay = min(delay * 2, 30.0)
             else:
                 return

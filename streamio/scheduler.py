@@ -65,13 +65,16 @@ class Scheduler:
         first_index: int,
         graceful: Callable[[], bool],
         stop_receivers: Callable[[], Awaitable[None]],
+        close_receivers: Callable[[], Awaitable[None]],
         stop_timeout: float,
     ) -> None:
         """Tick until a stop is requested; then, if graceful, drain the buffers.
 
-        A graceful stop stops the receivers, then cuts batches at the next grid
-        times at once (without waiting for the clock) until no input holds
-        records, within ``stop_timeout`` seconds. Cancellation stops at once.
+        A graceful stop stops the receivers receiving, then cuts batches at the
+        next grid times at once (without waiting for the clock) until no input
+        holds records, within ``stop_timeout`` seconds, and only then lets the
+        receivers close (their last positions are committed by then).
+        Cancellation stops at once.
         """
         index = first_index
         self._timer = timer
@@ -99,6 +102,7 @@ class Scheduler:
                         stop_timeout,
                         pending,
                     )
+                await close_receivers()
         finally:
             timer.close()
 

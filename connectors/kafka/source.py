@@ -10,7 +10,6 @@ after a restart its records are read again.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import itertools
 import json
@@ -77,9 +76,6 @@ _FAST_DESERIALIZERS: dict[Any, Deserializer | None] = {
     deserialize_json: json.loads,
 }
 
-# Consumers staying in their group after aclose() until their last commits.
-_LINGERING: set[asyncio.Task[None]] = set()
-
 # How long getmany waits for data before the source looks at its other duties.
 _POLL_TIMEOUT_MS = 1000
 
@@ -95,10 +91,11 @@ class KafkaSourceStatistics:
         committed: per held partition, the offset this member last committed.
         assignments: how many partition assignments this member received (one per
             group join or rebalance).
-        paused: the partitions not fetched now (rate budget used, buffer full).
+        paused: the partitions not fetched now (rate budget used, buffer full,
+            or ``run`` ended and the final batches are being committed).
         waiting_for_space: the buffer is full and the source waits to store a chunk.
-        closed: True while the source has no consumer: before ``open`` and once
-            closed (after ``aclose`` and any commits it waited for).
+        closed: True while the source has no consumer: before ``open`` and after
+            ``aclose``.
     """
 
     received: int
@@ -167,9 +164,6 @@ class KafkaSource(Receiver[KafkaRecord]):
         commit_timeout: seconds a commit may take; a commit that fails or times
             out is reported to the listeners (``on_receiver_error``) and covered by
             the next one, since each position holds every partition's offset.
-        close_timeout: the longest the consumer stays in its group after
-            :meth:`aclose` while batches holding its records are still being output
-            (see :meth:`aclose`).
         **consumer_config: any other ``aiokafka.AIOKafkaConsumer`` option, passed
             through: ``security_protocol``, ``ssl_context``, ``sasl_mechanism``,
             ``sasl_plain_username``, ``sasl_plain_password``, ``session_timeout_ms``,
@@ -194,7 +188,6 @@ class KafkaSource(Receiver[KafkaRecord]):
         max_chunk_records: int = 10_000,
         broker_check_interval: float | None = 10.0,
         commit_timeout: float = 10.0,
-        close_timeout: float = 30.0,
         **consumer_config: Any,
     ) -> None:
         self._topics, self._pattern = _subscription(topics)
@@ -228,7 +221,6 @@ class KafkaSource(Receiver[KafkaRecord]):
         self._max_chunk = max_chunk_records
         self._check_interval = _optional_positive(broker_check_interval, "broker_check_interval")
         self._commit_timeout = _positive(commit_timeout, "commit_timeout")
-        self._close_timeout = _positive(close_timeout, "close_timeout")
         self._config = dict(consumer_config)
         max_poll = self._config.get("max_poll_interval_ms", 300_000) / 1000
         # a poll at least this often keeps the member alive while the source waits
@@ -247,9 +239,7 @@ class KafkaSource(Receiver[KafkaRecord]):
         self._carry: dict[TopicPartition, list[Any]] = {}
         self._received = 0
         self._assignments = 0
-        self._closing = False
-        self._linger_task: asyncio.Task[None] | None = None
-        self._settled: anyio.Event | None = None
+        self._stopped_receiving = False  # run() ended: every partition paused until aclose
         self._refilled: anyio.Event | None = None
         self._changed: anyio.Event | None = None
         self._idle_since = time.monotonic()
@@ -292,7 +282,7 @@ class KafkaSource(Receiver[KafkaRecord]):
         if self._refilled is not None:
             self._refilled.set()
             self._refilled = None
-        if self._consumer is not None and not self._closing:
+        if self._consumer is not None and not self._stopped_receiving:
             self._apply_pauses(self._consumer)
 
     # -- statistics -----------------------------------------------------------------
@@ -354,7 +344,7 @@ class KafkaSource(Receiver[KafkaRecord]):
         except Exception as exc:
             raise self._fail(exc, "consumer configuration") from exc
         self._consumer = consumer
-        self._closing = False
+        self._stopped_receiving = False
         try:
             await consumer.start()
             listener = _Rebalance(self, consumer)
@@ -373,6 +363,18 @@ class KafkaSource(Receiver[KafkaRecord]):
         if consumer is None:
             raise ConnectorError("KafkaSource.run() before open()", retriable=True)
         self._output = output
+        try:
+            await self._receive(consumer, output)
+        finally:
+            # Stopped (a graceful stop commits the buffered batches before aclose):
+            # fetch nothing more, but stay in the group for those commits.
+            self._stopped_receiving = True
+            if self._consumer is consumer:
+                self._apply_pauses(consumer)
+
+    async def _receive(
+        self, consumer: AIOKafkaConsumer, output: ReceiverOutput[KafkaRecord]
+    ) -> None:
         while True:
             if self._group_id is None:
                 self._follow_assignment(consumer)
@@ -429,34 +431,17 @@ class KafkaSource(Receiver[KafkaRecord]):
         }
         if offsets:
             await self._commit_offsets(consumer, offsets, position)
-        if self._closing and not self._in_flight():
-            await self._stop_consumer(consumer)
 
     async def aclose(self) -> None:
-        """Stop fetching and leave the group.
+        """Leave the group and close the consumer. Idempotent.
 
-        streamio closes receivers before a graceful stop processes what they
-        buffered, and commits those final batches afterwards. So while records
-        this member stored are not committed yet, the consumer stays in the group
-        (paused, heartbeating) until those commits arrive, a rebalance takes the
-        partitions, or ``close_timeout`` passes; then it leaves. Calling
-        ``aclose()`` again closes it at once. Idempotent.
+        On a graceful stop the runtime calls it once the final batches are
+        committed; after a hard stop or a failure, the records stored but not
+        committed are read again by the partitions' next owner.
         """
         consumer = self._consumer
-        if consumer is None:
-            return
-        if self._closing or self._group_id is None or not self._in_flight():
+        if consumer is not None:
             await self._stop_consumer(consumer)
-            return
-        self._closing = True
-        self._settled = anyio.Event()
-        self._apply_pauses(consumer)  # every held partition: nothing more is fetched
-        task = asyncio.get_running_loop().create_task(
-            self._linger(consumer, self._settled), name=f"{self!r} closing"
-        )
-        _LINGERING.add(task)  # the loop keeps only weak references to tasks
-        task.add_done_callback(_LINGERING.discard)
-        self._linger_task = task
 
     # -- fetching -----------------------------------------------------------------------
 
@@ -562,7 +547,9 @@ class KafkaSource(Receiver[KafkaRecord]):
         """Pause the partitions that must not be fetched now, resume the others."""
         try:
             held = consumer.assignment()
-            wanted = set(held) if self._blocked or self._closing else self._exhausted & held
+            wanted = (
+                set(held) if self._blocked or self._stopped_receiving else self._exhausted & held
+            )
             paused = consumer.paused()
             if wanted - paused:
                 consumer.pause(*(wanted - paused))
@@ -607,7 +594,7 @@ class KafkaSource(Receiver[KafkaRecord]):
                 group.cancel_scope.cancel()
         finally:
             self._blocked = False
-            if self._consumer is consumer and not self._closing:
+            if self._consumer is consumer and not self._stopped_receiving:
                 self._apply_pauses(consumer)
             self._notify()
 
@@ -665,8 +652,6 @@ class KafkaSource(Receiver[KafkaRecord]):
             self._exhausted.discard(tp)
         if count:
             self._assignments += 1
-        if self._closing:  # a rebalance while closing: nothing held is in flight any more
-            self._settle()
         self._notify()
 
     def _revoked(self, consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> None:
@@ -680,8 +665,6 @@ class KafkaSource(Receiver[KafkaRecord]):
             self._exhausted.discard(tp)
             self._carry.pop(tp, None)
             self._paused.discard(tp)
-        if self._closing and not self._in_flight():
-            self._settle()
         self._notify()
 
     def _follow_assignment(self, consumer: AIOKafkaConsumer) -> None:
@@ -694,15 +677,6 @@ class KafkaSource(Receiver[KafkaRecord]):
             new = held - self._epochs.keys()
             if new:
                 self._assigned(consumer, new)
-
-    def _in_flight(self) -> bool:
-        """Whether records of held partitions were stored but not committed yet."""
-        committed = self._committed
-        return any(
-            offset > committed.get(tp, -1)
-            for tp, offset in self._delivered.items()
-            if tp in self._epochs
-        )
 
     # -- committing and closing ------------------------------------------------------------
 
@@ -740,39 +714,16 @@ class KafkaSource(Receiver[KafkaRecord]):
             partitions = {f"{tp.topic}[{tp.partition}]": offset for tp, offset in offsets.items()}
             await self._output.report_error(error, offsets=partitions)
 
-    def _settle(self) -> None:
-        if self._settled is not None:
-            self._settled.set()
-
-    async def _linger(self, consumer: AIOKafkaConsumer, settled: anyio.Event) -> None:
-        try:
-            with anyio.move_on_after(self._close_timeout) as scope:
-                await settled.wait()
-            if scope.cancelled_caught:
-                logger.warning(
-                    "%r: closing after %ss although stored records were not committed; "
-                    "they will be read again",
-                    self,
-                    self._close_timeout,
-                )
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._stop_consumer(consumer)
-
     async def _stop_consumer(self, consumer: AIOKafkaConsumer) -> None:
         """Leave the group and close ``consumer``; forget what it held. Idempotent."""
         if self._consumer is consumer:
             self._consumer = None
-            self._closing = False
             self._epochs.clear()
             self._delivered.clear()
             self._budget.clear()
             self._exhausted.clear()
             self._carry.clear()
             self._paused.clear()
-            self._settle()
-            self._settled = None
-            self._linger_task = None  # it wakes (settled) and finds the consumer stopped
         await close_quietly(consumer, self)
         self._notify()
 

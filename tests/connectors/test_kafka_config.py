@@ -110,7 +110,7 @@ def test_a_position_is_a_read_only_mapping_of_next_offsets():
         ({"auto_offset_reset": "smallest"}, "auto_offset_reset must be"),
         ({"max_rate_per_partition": 0}, "max_rate_per_partition must be a finite number"),
         ({"max_chunk_records": 0}, "max_chunk_records"),
-        ({"close_timeout": -1}, "close_timeout"),
+        ({"commit_timeout": -1}, "commit_timeout"),
     ],
 )
 def test_source_arguments_are_checked_when_it_is_made(kwargs, message):

@@ -289,6 +289,70 @@ async def test_aclose_always_runs(ending):
     assert receiver.log == ["open 1", "run 1", "aclose 1"]
 
 
+class CommittingReceiver(Receiver[int]):
+    """Stores one positioned chunk, then waits; logs its lifecycle and commits."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.stored = anyio.Event()
+
+    async def open(self) -> None:
+        self.log.append("open")
+
+    async def run(self, output: ReceiverOutput[int]) -> None:
+        self.log.append("run")
+        await output.put_many([1, 2, 3], position="after-3")
+        self.stored.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self.log.append("run cancelled")
+
+    async def commit(self, position: Any) -> None:
+        self.log.append(f"commit {position}")
+
+    async def aclose(self) -> None:
+        self.log.append("aclose")
+
+
+async def test_a_graceful_stop_commits_the_final_batches_before_receivers_close():
+    clock = ManualClock()
+    receiver = CommittingReceiver()
+    sink = ListSink()
+    async with context(clock) as ssc:
+        ssc.receiver_stream(receiver).foreach_batch(sink)
+        await ssc.start()
+        with anyio.fail_after(HANG_GUARD):
+            await receiver.stored.wait()
+    # the final batch ran after the receiver stopped receiving, and before it closed
+    assert receiver.log == ["open", "run", "run cancelled", "commit after-3", "aclose"]
+    assert sink.batches == [(1.0, [1, 2, 3])]
+
+
+async def test_a_hard_stop_closes_receivers_without_committing_what_they_buffered():
+    clock = ManualClock()
+    receiver = CommittingReceiver()
+    async with context(clock) as ssc:
+        ssc.receiver_stream(receiver).foreach_batch(ListSink())
+        await ssc.start()
+        with anyio.fail_after(HANG_GUARD):
+            await receiver.stored.wait()
+        await ssc.stop(graceful=False)
+    assert receiver.log == ["open", "run", "run cancelled", "aclose"]
+
+
+async def test_a_graceful_stop_during_a_restart_backoff_ends_the_receiver_at_once():
+    clock = ManualClock()
+    receiver = ScriptedReceiver(fail_run={1})
+    with anyio.fail_after(HANG_GUARD):
+        async with context(clock, receiver_restart_backoff=3600) as ssc:
+            ssc.receiver_stream(receiver).foreach_batch(ListSink())
+            await ssc.start()
+            await receiver.stored[1].wait()
+            await ssc.stop()
+    assert receiver.log == ["open 1", "run 1", "aclose 1"]
+
+
 async def test_receiver_whose_source_ended_reports_stopped_and_the_context_keeps_running():
     clock = ManualClock()
     receiver = ScriptedReceiver(forever=False)
