@@ -20,7 +20,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .buffer import BufferStatistics, ChunkBuffer
-from .errors import ReceiverError
+from .errors import ConnectorError, ReceiverError
 from .listener import ReceiverInfo
 
 __all__ = ["Receiver", "ReceiverOutput"]
@@ -91,7 +91,9 @@ class Receiver(abc.ABC, Generic[T]):
     (receive until the source ends), then :meth:`aclose` (always, even after an
     error or cancellation). If ``open`` or ``run`` raises, the runtime calls
     ``aclose`` and starts over with ``open`` after a backoff, up to the context's
-    ``max_receiver_restarts``; then the error stops the context.
+    ``max_receiver_restarts``; then the error stops the context. A
+    :class:`~streamio.ConnectorError` with ``retriable=False`` (refused
+    credentials, a wrong option) stops it at once.
 
     A graceful stop cancels ``run`` first, processes what the receivers buffered
     in final batches and commits their positions (:meth:`commit` is called after
@@ -221,7 +223,7 @@ async def supervise(
             except Exception as exc:
                 logger.warning("receiver of %r failed (attempt %d): %r", stream, attempt, exc)
                 await notify("error", ReceiverInfo(stream, attempt, error=exc))
-                if attempt > max_restarts or not receiver.restartable:
+                if attempt > max_restarts or not _may_restart(receiver, exc):
                     raise ReceiverError(stream, attempt, f"{type(exc).__name__}: {exc}") from exc
                 with stop.receiving() as backing_off:
                     await anyio.sleep(delay)
@@ -233,3 +235,10 @@ async def supervise(
     finally:
         with anyio.CancelScope(shield=True):
             await notify("stopped", ReceiverInfo(stream, attempt))
+
+
+def _may_restart(receiver: Receiver[Any], error: Exception) -> bool:
+    """Whether starting ``receiver`` again after ``error`` can help."""
+    if isinstance(error, ConnectorError) and not error.retriable:
+        return False
+    return receiver.restartable

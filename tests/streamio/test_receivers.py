@@ -12,6 +12,7 @@ import pytest
 
 from streamio import (
     ConfigurationError,
+    ConnectorError,
     ManualClock,
     OperatorError,
     Receiver,
@@ -216,6 +217,34 @@ async def test_not_restartable_receiver_stops_the_context_at_its_first_error():
             await anyio.sleep_forever()
     assert info.value.attempts == 1
     assert receiver.log == ["open 1", "run 1", "aclose 1"]
+
+
+@pytest.mark.parametrize("retriable", [False, True])
+async def test_a_connector_error_is_retried_only_when_retriable(retriable):
+    clock = ManualClock()
+
+    class Refused(ScriptedReceiver):
+        async def open(self) -> None:
+            await super().open()
+            if self.attempt == 1:
+                raise ConnectorError("the broker refused the credentials", retriable=retriable)
+
+    receiver = Refused()
+    sink = ListSink()
+    try:
+        async with context(clock, max_receiver_restarts=5) as ssc:
+            ssc.receiver_stream(receiver).foreach_batch(sink)
+            with anyio.fail_after(HANG_GUARD):
+                await ssc.start()
+                await receiver.stored[2].wait()
+            await clock.advance(1.0)
+    except ReceiverError as error:
+        assert not retriable
+        assert error.attempts == 1 and "refused the credentials" in str(error)
+        assert receiver.log == ["open 1", "aclose 1"]
+    else:
+        assert retriable
+        assert sink.batches == [(1.0, ["run-2"])]
 
 
 # -- lifecycle -----------------------------------------------------------------------------
