@@ -85,6 +85,22 @@ async def test_the_buffer_keeps_a_lazy_chunk_as_it_is_and_slices_it_for_a_limit(
     assert Squares.built == 10  # only by the assertions above
 
 
+async def test_a_lazy_chunk_larger_than_the_free_space_is_stored_in_lazy_pieces():
+    buffer: ChunkBuffer[int] = ChunkBuffer(4)
+    taken: list[int] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(buffer.put_many, Squares(0, 10), "end")
+        with anyio.fail_after(HANG_GUARD):
+            position = None
+            while position is None:
+                await buffer.wait_until(lambda stats: stats.used > 0)
+                chunks, position = buffer.take()
+                assert all(isinstance(chunk, Squares) for chunk in chunks)
+                assert sum(map(len, chunks)) <= 4
+                taken += [record for chunk in chunks for record in chunk]
+    assert taken == [n * n for n in range(10)] and position == "end"
+
+
 # -- through a stream ----------------------------------------------------------------------
 
 
