@@ -167,5 +167,7 @@ def pool_for(executor: Any, max_workers: int | None) -> PoolExecutor:
         return PoolExecutor(max_workers=max_workers)
     get_executor = getattr(executor, "get_executor", None)
     if callable(get_executor):
-        return PoolExecutor(get_executor())
+        # pure=False: no hashing of every partition's records for a task key, and
+        # two partitions that happen to be equal are still two tasks
+        return PoolExecutor(get_executor(pure=False))
     return PoolExecutor(executor)

@@ -6,6 +6,7 @@ import concurrent.futures
 import multiprocessing
 import operator
 import os
+import random
 import traceback
 from pathlib import Path
 
@@ -184,3 +185,14 @@ async def test_stages_run_on_a_dask_cluster(dask_client):
     pids = await run_graph(lambda s: s.map(worker_pid), [[1, 2, 3, 4]], executor=dask_client)
     worker_pids = {int(p) for p in pids[0][1]}
     assert os.getpid() not in worker_pids
+
+
+def draw(_: int) -> float:
+    return random.random()
+
+
+async def test_equal_partitions_are_separate_dask_tasks(dask_client):
+    # a stage may draw random numbers or call a service: Dask must not merge the
+    # tasks of two partitions that happen to hold the same records
+    [(_, draws)] = await run_graph(lambda s: s.map(draw), [[7, 7, 7, 7]], executor=dask_client)
+    assert len(set(draws)) == 4
