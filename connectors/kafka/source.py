@@ -322,7 +322,8 @@ class KafkaSource(Receiver[KafkaRecord]):
     async def open(self) -> None:
         """Create the consumer, connect and subscribe (the group join follows in run)."""
         if self._consumer is not None:
-            # lingering after the previous attempt: it cannot outlive a new member
+            # left open by an earlier attempt whose close did not finish: it must
+            # not stay in the group beside the new member
             await self._stop_consumer(self._consumer)
         self.restartable = True
         if self._rate is not None and self._batch_interval is None:
