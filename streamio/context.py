@@ -9,8 +9,8 @@ Use it as an async context manager inside your own asyncio program::
         await ssc.await_termination(timeout=5)
 
 Leaving the block stops the context gracefully (receivers stop receiving, what
-they buffered is processed and committed, then they close). An error in a receiver or a job
-stops the context and is raised out of the block, and out of
+they buffered is processed and committed, then they close). An error in a
+receiver or a job stops the context and is raised out of the block, and out of
 ``await_termination()`` when something is waiting there.
 """
 

@@ -215,7 +215,7 @@ async def supervise(
                             task_status.started()
                         await notify("started", ReceiverInfo(stream, attempt))
                         await receiver.run(output)
-                    if receiving.cancelled_caught:
+                    if receiving.cancel_called:  # stopped by a graceful stop
                         await stop.wait_close_allowed()
                 finally:
                     with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
@@ -227,7 +227,7 @@ async def supervise(
                     raise ReceiverError(stream, attempt, f"{type(exc).__name__}: {exc}") from exc
                 with stop.receiving() as backing_off:
                     await anyio.sleep(delay)
-                if backing_off.cancelled_caught:
+                if backing_off.cancel_called:
                     return
                 delay = min(delay * 2, 30.0)
             else:

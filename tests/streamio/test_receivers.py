@@ -358,6 +358,24 @@ async def test_a_graceful_stop_commits_the_final_batches_before_receivers_close(
     assert sink.batches == [(1.0, [1, 2, 3])]
 
 
+async def test_a_receiver_that_returns_when_stopped_still_closes_after_the_final_commit():
+    class ReturnsWhenStopped(CommittingReceiver):
+        async def run(self, output: ReceiverOutput[int]) -> None:
+            try:
+                await super().run(output)
+            except anyio.get_cancelled_exc_class():
+                return  # swallows the stop: discouraged, but it must not close early
+
+    clock = ManualClock()
+    receiver = ReturnsWhenStopped()
+    async with context(clock) as ssc:
+        ssc.receiver_stream(receiver).foreach_batch(ListSink())
+        await ssc.start()
+        with anyio.fail_after(HANG_GUARD):
+            await receiver.stored.wait()
+    assert receiver.log == ["open", "run", "run cancelled", "commit after-3", "aclose"]
+
+
 async def test_a_hard_stop_closes_receivers_without_committing_what_they_buffered():
     clock = ManualClock()
     receiver = CommittingReceiver()
