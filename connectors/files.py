@@ -49,7 +49,6 @@ import contextlib
 import fnmatch
 import json
 import logging
-import math
 import os
 import secrets
 from collections.abc import Callable
@@ -61,6 +60,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from streamio import DStream, Receiver, ReceiverOutput, StreamingContext
+from streamio.checks import check_number
 from streamio.errors import ConfigurationError, ConnectorError
 
 from .text import check_encoding
@@ -156,14 +156,7 @@ class DirectorySource(Receiver[str]):
         if not isinstance(pattern, str) or not pattern:
             raise ConfigurationError(f"pattern must be a non-empty glob, not {pattern!r}")
         check_encoding(encoding, errors)
-        if (
-            isinstance(rescan_interval, bool)
-            or not isinstance(rescan_interval, (int, float))
-            or not math.isfinite(rescan_interval)
-            or rescan_interval <= 0
-        ):
-            msg = f"rescan_interval must be a finite number of seconds > 0, not {rescan_interval!r}"
-            raise ConfigurationError(msg)
+        check_number(rescan_interval, "rescan_interval")
         self.pattern = pattern
         self.include_existing = bool(include_existing)
         self.ledger = None if ledger is None else Path(_check_path(ledger, "ledger"))

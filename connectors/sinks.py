@@ -38,12 +38,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
 
+from streamio.checks import check_number, check_whole_number
 from streamio.errors import ConfigurationError, ConnectorError
 
 __all__ = ["AsyncCallbackSink"]
@@ -97,12 +97,12 @@ class AsyncCallbackSink:
     ) -> None:
         if not callable(fn):
             raise ConfigurationError(f"AsyncCallbackSink needs a function, not {fn!r}")
-        _check_count(concurrency, "concurrency")
-        _check_count(max_attempts, "max_attempts")
+        check_whole_number(concurrency, "concurrency")
+        check_whole_number(max_attempts, "max_attempts")
         if chunk_size is not None:
-            _check_count(chunk_size, "chunk_size")
-        _check_seconds(backoff, "backoff")
-        _check_seconds(max_backoff, "max_backoff")
+            check_whole_number(chunk_size, "chunk_size")
+        check_number(backoff, "backoff", allow_zero=True)
+        check_number(max_backoff, "max_backoff", allow_zero=True)
         retry_types = (retry_on,) if isinstance(retry_on, type) else tuple(retry_on)
         if not retry_types or not all(
             isinstance(kind, type) and issubclass(kind, Exception) for kind in retry_types
@@ -186,18 +186,3 @@ class AsyncCallbackSink:
                 self.retries += 1
                 attempt += 1
                 await _sleep(delay)
-
-
-def _check_count(value: Any, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{what} must be a whole number >= 1, not {value!r}")
-
-
-def _check_seconds(value: Any, what: str) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ConfigurationError(f"{what} must be a finite number of seconds >= 0, not {value!r}")

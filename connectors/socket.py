@@ -28,13 +28,12 @@ from __future__ import annotations
 import codecs
 import contextlib
 import logging
-import math
-from typing import Any
 
 import anyio
 import anyio.abc
 
 from streamio import DStream, Receiver, ReceiverOutput, StreamingContext
+from streamio.checks import check_number, check_whole_number
 from streamio.errors import ConfigurationError, ConnectorError
 
 from .text import check_encoding
@@ -97,26 +96,17 @@ class SocketTextSource(Receiver[str]):
         check_encoding(encoding, errors)
         if not isinstance(separator, str) or not separator:
             raise ConfigurationError(f"separator must be a non-empty string, not {separator!r}")
-        if isinstance(read_size, bool) or not isinstance(read_size, int) or read_size < 1:
-            msg = f"read_size must be a positive number of bytes, not {read_size!r}"
-            raise ConfigurationError(msg)
-        _check_seconds(reconnect_backoff, "reconnect_backoff")
-        _check_seconds(max_backoff, "max_backoff")
+        check_whole_number(read_size, "read_size (bytes)")
+        check_number(reconnect_backoff, "reconnect_backoff", allow_zero=True)
+        check_number(max_backoff, "max_backoff", allow_zero=True)
         if max_backoff < reconnect_backoff:
             raise ConfigurationError(
                 f"max_backoff ({max_backoff}) must not be less than "
                 f"reconnect_backoff ({reconnect_backoff})"
             )
-        if max_reconnects is not None and (
-            isinstance(max_reconnects, bool)
-            or not isinstance(max_reconnects, int)
-            or max_reconnects < 0
-        ):
-            msg = f"max_reconnects must be None or a whole number >= 0, not {max_reconnects!r}"
-            raise ConfigurationError(msg)
-        _check_seconds(connect_timeout, "connect_timeout")
-        if connect_timeout == 0:
-            raise ConfigurationError("connect_timeout must be more than 0 seconds")
+        if max_reconnects is not None:
+            check_whole_number(max_reconnects, "max_reconnects (or None)", minimum=0)
+        check_number(connect_timeout, "connect_timeout")
         self.host = host
         self.port = port
         self._encoding = encoding
@@ -286,13 +276,3 @@ def socket_text_stream(
         buffer_capacity=buffer_capacity,
         max_rate=max_rate,
     )
-
-
-def _check_seconds(value: Any, what: str) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ConfigurationError(f"{what} must be a finite number of seconds >= 0, not {value!r}")

@@ -25,11 +25,11 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from .buffer import ChunkBuffer
+from .checks import check_number, check_whole_number
 from .clock import Clock, SystemClock
 from .dstream import DStream
 from .errors import ConfigurationError, ContextStateError
 from .executors import InlineExecutor, check_executor_setting, pool_for
-from .functions import check_positive_int, check_seconds
 from .graph import Graph, QueueInputNode, ReceiverInputNode, UnionNode, check_queue_item
 from .listener import BatchInfo, ReceiverInfo, StreamingListener
 from .receiver import GracefulStop, Receiver, ReceiverOutput, supervise
@@ -101,24 +101,22 @@ class StreamingContext:
         executor: Any = "inline",
         max_workers: int | None = None,
     ) -> None:
-        self._interval = check_seconds(batch_interval, "batch_interval")
+        self._interval = check_number(batch_interval, "batch_interval")
         if clock is not None and not isinstance(clock, Clock):
             msg = f"clock must have now() and timer() (see streamio.clock.Clock), not {clock!r}"
             raise ConfigurationError(msg)
         self._clock: Clock = clock if clock is not None else SystemClock()
-        self._buffer_capacity = check_positive_int(buffer_capacity, "buffer_capacity")
-        partition_size = check_positive_int(partition_size, "partition_size")
-        if isinstance(max_receiver_restarts, bool) or not isinstance(max_receiver_restarts, int):
-            raise ConfigurationError("max_receiver_restarts must be a whole number >= 0")
-        if max_receiver_restarts < 0:
-            raise ConfigurationError("max_receiver_restarts must be a whole number >= 0")
-        self._max_restarts = max_receiver_restarts
-        self._backoff = check_seconds(
+        self._buffer_capacity = check_whole_number(buffer_capacity, "buffer_capacity")
+        partition_size = check_whole_number(partition_size, "partition_size")
+        self._max_restarts = check_whole_number(
+            max_receiver_restarts, "max_receiver_restarts", minimum=0
+        )
+        self._backoff = check_number(
             receiver_restart_backoff, "receiver_restart_backoff", allow_zero=True
         )
-        self._stop_timeout = check_seconds(stop_timeout, "stop_timeout")
+        self._stop_timeout = check_number(stop_timeout, "stop_timeout")
         if max_workers is not None:
-            check_positive_int(max_workers, "max_workers")
+            check_whole_number(max_workers, "max_workers")
         check_executor_setting(executor)
         self._executor_setting = executor
         self._max_workers = max_workers
@@ -236,7 +234,7 @@ class StreamingContext:
         buffer: ChunkBuffer[T] = ChunkBuffer(capacity)
         cap = None
         if max_rate is not None:
-            rate = check_seconds(max_rate, "max_rate")
+            rate = check_number(max_rate, "max_rate", unit="records per second")
             cap = max(1, int(rate * self._interval))
         node = ReceiverInputNode(self._graph, receiver, buffer, cap, name)
         return DStream(self, node)
@@ -291,7 +289,7 @@ class StreamingContext:
         By default a batch is dropped once its outputs have run.
         """
         self._graph.remember = max(
-            self._graph.remember, check_seconds(duration, "remember duration")
+            self._graph.remember, check_number(duration, "remember duration")
         )
 
     # -- lifecycle --------------------------------------------------------------

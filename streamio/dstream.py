@@ -23,16 +23,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .batch import combine_partition, concat_lists, group_partition, reduce_partition
 from .buffer import BufferStatistics, ChunkBuffer
+from .checks import check_number, check_whole_number
 from .errors import ConfigurationError
 from .event_time import EventTimeWindowNode, EventWindow, SessionWindowNode
-from .functions import (
-    accepts,
-    check_async_function,
-    check_function,
-    check_positive_int,
-    check_seconds,
-    describe,
-)
+from .functions import accepts, check_async_function, check_function, describe
 from .graph import (
     AsyncMapNode,
     CogroupNode,
@@ -66,7 +60,7 @@ S = TypeVar("S")
 def _check_partitions(num_partitions: int | None, operator: str) -> int | None:
     if num_partitions is None:
         return None
-    return check_positive_int(num_partitions, f"{operator}(num_partitions)")
+    return check_whole_number(num_partitions, f"{operator}(num_partitions)")
 
 
 def _join_pairs(
@@ -275,7 +269,7 @@ class DStream(Generic[T]):
         >>> collect(lambda s: s.repartition(2).glom(), [[1, 2, 3]])
         [[[1, 2], [3]]]
         """
-        count = check_positive_int(num_partitions, "repartition(num_partitions)")
+        count = check_whole_number(num_partitions, "repartition(num_partitions)")
         return self._wrap(RepartitionNode(self._node, count, name))
 
     def union(self, *others: DStream[T], name: str | None = None) -> DStream[T]:
@@ -357,7 +351,7 @@ class DStream(Generic[T]):
         [[2, 4, 6]]
         """
         check_async_function(f, "map_async", 1)
-        count = check_positive_int(concurrency, "map_async(concurrency)")
+        count = check_whole_number(concurrency, "map_async(concurrency)")
         return self._wrap(AsyncMapNode(self._node, f, count, name))
 
     def then(self, operator: Callable[..., DStream[U]], *args: Any, **kwargs: Any) -> DStream[U]:
@@ -790,10 +784,10 @@ class DStream(Generic[T]):
         check_function(timestamp, "event_time_window", 1)
         if key is not None:
             check_function(key, "event_time_window", 1)
-        length = check_seconds(window_length, "event_time_window(): window_length")
+        length = check_number(window_length, "event_time_window(): window_length")
         slide = length if slide_interval is None else slide_interval
-        slide = check_seconds(slide, "event_time_window(): slide_interval")
-        lateness = check_seconds(
+        slide = check_number(slide, "event_time_window(): slide_interval")
+        lateness = check_number(
             allowed_lateness, "event_time_window(): allowed_lateness", allow_zero=True
         )
         node = EventTimeWindowNode(self._node, timestamp, key, length, slide, lateness, name)
@@ -819,8 +813,8 @@ class DStream(Generic[T]):
         check_function(timestamp, "session_window", 1)
         if key is not None:
             check_function(key, "session_window", 1)
-        length = check_seconds(gap, "session_window(): gap")
-        lateness = check_seconds(
+        length = check_number(gap, "session_window(): gap")
+        lateness = check_number(
             allowed_lateness, "session_window(): allowed_lateness", allow_zero=True
         )
         node = SessionWindowNode(self._node, timestamp, key, length, lateness, name)
@@ -844,7 +838,7 @@ class DStream(Generic[T]):
         A ``Time: <batch time>`` header between dashed lines, one record per line,
         ``...`` when the batch holds more, then an empty line.
         """
-        limit = check_positive_int(num, "pprint(num)")
+        limit = check_whole_number(num, "pprint(num)")
 
         def print_batch(time: float, records: list[Any]) -> None:
             lines = [

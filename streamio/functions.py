@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -67,23 +66,6 @@ def check_async_function(fn: Any, operator: str, arity: int) -> None:
             "synchronous; use map() for plain functions"
         )
         raise ConfigurationError(msg)
-
-
-def check_seconds(value: Any, what: str, *, allow_zero: bool = False) -> float:
-    """``value`` as a duration in seconds: finite and > 0 (or >= 0)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and math.isfinite(value) and (value > 0 or (allow_zero and value == 0)):
-        return float(value)
-    bound = ">= 0" if allow_zero else "> 0"
-    msg = f"{what} must be a finite number of seconds {bound}, not {value!r}"
-    raise ConfigurationError(msg)
-
-
-def check_positive_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        msg = f"{what} must be a whole number >= 1, not {value!r}"
-        raise ConfigurationError(msg)
-    return value
 
 
 def find_failing(ops: tuple[tuple[str, Callable[..., Any]], ...], exc: BaseException) -> str:

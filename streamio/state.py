@@ -9,12 +9,12 @@ computed before the next one, so no update is skipped.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .batch import Batch, merge_by_key, split_records
+from .checks import check_number
 from .errors import ConfigurationError, OperatorError, StateError, StreamioError
 from .functions import check_function
 from .graph import Node
@@ -107,15 +107,8 @@ class StateSpec:
 
     def __post_init__(self) -> None:
         check_function(self.function, "StateSpec", 4)
-        timeout = self.timeout
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not math.isfinite(timeout)
-            or timeout <= 0
-        ):
-            msg = f"StateSpec timeout must be a finite number of seconds > 0, not {timeout!r}"
-            raise ConfigurationError(msg)
+        if self.timeout is not None:
+            check_number(self.timeout, "StateSpec timeout")
 
 
 class StatefulNode(Node):

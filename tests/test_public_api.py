@@ -41,6 +41,7 @@ PUBLIC_NAMES = {
 CONNECTOR_MODULES = {
     "streamio",
     "streamio.testing",
+    "streamio.checks",
     "streamio.errors",
     "streamio.receiver",
     "streamio.listener",

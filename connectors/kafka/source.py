@@ -24,6 +24,7 @@ import anyio
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka import errors as kafka_errors
 
+from streamio.checks import check_number, check_whole_number
 from streamio.errors import ConfigurationError, ConnectorError
 from streamio.listener import BatchInfo, StreamingListener
 from streamio.receiver import Receiver, ReceiverOutput
@@ -210,17 +211,21 @@ class KafkaSource(Receiver[KafkaRecord]):
         # None: the bytes stay as they are
         self._key_fn = _FAST_DESERIALIZERS.get(key_fn, key_fn)
         self._value_fn = _FAST_DESERIALIZERS.get(value_fn, value_fn)
-        self._rate = _optional_positive(
-            max_rate_per_partition, "max_rate_per_partition", "records per second"
+        self._rate = (
+            None
+            if max_rate_per_partition is None
+            else check_number(
+                max_rate_per_partition, "max_rate_per_partition", unit="records per second"
+            )
         )
         self._batch_interval: float | None = None  # known once attached: stream()
-        if isinstance(max_chunk_records, bool) or not isinstance(max_chunk_records, int):
-            raise ConfigurationError("max_chunk_records must be a whole number >= 1")
-        if max_chunk_records < 1:
-            raise ConfigurationError("max_chunk_records must be a whole number >= 1")
-        self._max_chunk = max_chunk_records
-        self._check_interval = _optional_positive(broker_check_interval, "broker_check_interval")
-        self._commit_timeout = _positive(commit_timeout, "commit_timeout")
+        self._max_chunk = check_whole_number(max_chunk_records, "max_chunk_records")
+        self._check_interval = (
+            None
+            if broker_check_interval is None
+            else check_number(broker_check_interval, "broker_check_interval")
+        )
+        self._commit_timeout = check_number(commit_timeout, "commit_timeout")
         self._config = dict(consumer_config)
         max_poll = self._config.get("max_poll_interval_ms", 300_000) / 1000
         # a poll at least this often keeps the member alive while the source waits
@@ -766,17 +771,3 @@ def _check_options(consumer_config: Mapping[str, Any]) -> None:
             raise ConfigurationError(f"{key} cannot be set: {_RESERVED_OPTIONS[key]}")
         if key not in _CONSUMER_OPTIONS:
             raise ConfigurationError(f"{key!r} is not an aiokafka consumer option")
-
-
-def _positive(value: Any, name: str, unit: str = "seconds") -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not 0 < value < float("inf")
-    ):
-        raise ConfigurationError(f"{name} must be a finite number of {unit} > 0, not {value!r}")
-    return float(value)
-
-
-def _optional_positive(value: Any, name: str, unit: str = "seconds") -> float | None:
-    return None if value is None else _positive(value, name, unit)

@@ -1,0 +1,33 @@
+"""Checks of configuration values, shared by the runtime and the connectors.
+
+Each check returns the value when it is acceptable and otherwise raises
+:class:`~streamio.ConfigurationError` naming the setting, what it must be and
+the value given, so that wrong configuration fails where it is written.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .errors import ConfigurationError
+
+__all__ = ["check_number", "check_whole_number"]
+
+
+def check_number(
+    value: Any, what: str, *, unit: str = "seconds", allow_zero: bool = False
+) -> float:
+    """``value`` as a finite number of ``unit``, > 0 (or >= 0 with ``allow_zero``)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and math.isfinite(value) and (value > 0 or (allow_zero and value == 0)):
+        return float(value)
+    bound = ">= 0" if allow_zero else "> 0"
+    raise ConfigurationError(f"{what} must be a finite number of {unit} {bound}, not {value!r}")
+
+
+def check_whole_number(value: Any, what: str, *, minimum: int = 1) -> int:
+    """``value`` as an ``int`` (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{what} must be a whole number >= {minimum}, not {value!r}")
+    return value
