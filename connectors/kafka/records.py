@@ -73,9 +73,6 @@ class KafkaChunk(LazyChunk[KafkaRecord]):
     def slice(self, start: int, stop: int) -> KafkaChunk:
         return KafkaChunk(self._rows[start:stop])
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return KafkaChunk, (self._rows,)
-
 
 class KafkaPosition(Mapping[TopicPartition, int]):
     """How far the source had read when it stored a chunk: for each partition read

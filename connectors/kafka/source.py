@@ -460,7 +460,7 @@ class KafkaSource(Receiver[KafkaRecord]):
         delivered: dict[TopicPartition, int] = {}
         key_fn, value_fn = self._key_fn, self._value_fn
         for tp, fetched_messages in fetched.items():
-            messages = fetched_messages
+            messages = fetched_messages  # the rate limit may keep only a part
             if not messages:
                 continue
             if tp not in self._epochs:  # aiokafka delivered before our callback ran

@@ -4,9 +4,11 @@ argument checks, and secrets kept out of reprs, errors and logs."""
 from __future__ import annotations
 
 import logging
+import pickle
 import socket
 
 import anyio
+import cloudpickle
 import pytest
 
 from connectors.kafka import (
@@ -85,6 +87,15 @@ def test_records_are_immutable_named_tuples_however_they_are_built():
     assert built._asdict()["offset"] == 7 and built.headers == (("h", b"x"),)
     with pytest.raises(AttributeError):
         built.value = "changed"  # type: ignore[misc]
+
+
+def test_a_chunk_slices_and_travels_to_other_processes_as_field_tuples():
+    rows = [(None, f"v{i}", "t", 0, i, 1_700_000_000_000 + i, ()) for i in range(5)]
+    chunk = KafkaChunk(rows)
+    part = chunk[1:3]
+    assert isinstance(part, KafkaChunk) and [r.offset for r in part] == [1, 2]
+    shipped = pickle.loads(cloudpickle.dumps(part))
+    assert isinstance(shipped, KafkaChunk) and list(shipped) == list(part)
 
 
 def test_a_position_is_a_read_only_mapping_of_next_offsets():
