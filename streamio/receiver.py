@@ -143,13 +143,13 @@ class GracefulStop:
     """
 
     def __init__(self) -> None:
-        self.requested = False
+        self._requested = False
         self._scopes: set[anyio.CancelScope] = set()
         self._none_receiving = anyio.Event()
         self._may_close = anyio.Event()
 
     def stop_receiving(self) -> None:
-        self.requested = True
+        self._requested = True
         for scope in self._scopes:
             scope.cancel()
         if not self._scopes:
@@ -169,7 +169,7 @@ class GracefulStop:
     def receiving(self) -> Iterator[anyio.CancelScope]:
         """A scope that ``stop_receiving`` cancels (at once if it was called)."""
         scope = anyio.CancelScope()
-        if self.requested:
+        if self._requested:
             scope.cancel()
         self._scopes.add(scope)
         try:
@@ -177,7 +177,7 @@ class GracefulStop:
                 yield scope
         finally:
             self._scopes.discard(scope)
-            if self.requested and not self._scopes:
+            if self._requested and not self._scopes:
                 self._none_receiving.set()
 
 
