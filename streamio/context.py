@@ -1,4 +1,4 @@
-"""StreamingContext: the entry point, the graph registry and the lifecycle.
+"""StreamingContext: the entry point that builds the graph and owns its lifecycle.
 
 Use it as an async context manager inside your own asyncio program::
 
@@ -12,6 +12,9 @@ Leaving the block stops the context gracefully (receivers stop receiving, what
 they buffered is processed and committed, then they close). An error in a
 receiver or a job stops the context and is raised out of the block, and out of
 ``await_termination()`` when something is waiting there.
+
+Once started, the graph runs in a :class:`~streamio.runtime.Runtime` (receivers,
+scheduler, executors); this module is the user-facing facade.
 """
 
 from __future__ import annotations
@@ -22,18 +25,20 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskGroup
 
 from .buffer import ChunkBuffer
 from .checks import check_number, check_whole_number
 from .clock import Clock, SystemClock
 from .dstream import DStream
 from .errors import ConfigurationError, ContextStateError
-from .executors import InlineExecutor, check_executor_setting, pool_for
-from .graph import Graph, QueueInputNode, ReceiverInputNode, UnionNode, check_queue_item
-from .listener import BatchInfo, ReceiverInfo, StreamingListener
-from .receiver import GracefulStop, Receiver, ReceiverOutput, supervise
-from .scheduler import Scheduler, notify
+from .executors import check_executor_setting
+from .graph import Graph
+from .inputs import QueueInputNode, ReceiverInputNode, check_queue_item
+from .listener import BatchInfo, StreamingListener
+from .nodes import UnionNode
+from .receiver import Receiver
+from .runtime import Runtime, single_error
 from .sources import AsyncIterableReceiver
 
 __all__ = ["ContextState", "StreamingContext"]
@@ -124,16 +129,8 @@ class StreamingContext:
         self._listeners: list[StreamingListener] = []
         self._state = ContextState.INITIALIZED
         self._task_group: TaskGroup | None = None
-        self._scheduler: Scheduler | None = None
-        self._runtime_scope: anyio.CancelScope | None = None
-        self._graceful_stop = GracefulStop()
-        self._receivers_done = anyio.Event()
-        self._started = anyio.Event()
-        self._terminated = anyio.Event()
-        self._graceful = True
-        self._error: BaseException | None = None
-        self._error_raised = False
-        self._waiters = 0
+        self._runtime: Runtime | None = None
+        self._never_started = anyio.Event()  # set when stopped before start()
 
     # -- properties -------------------------------------------------------
 
@@ -147,12 +144,14 @@ class StreamingContext:
 
     @property
     def state(self) -> ContextState:
+        if self._runtime is not None and self._runtime.terminated.is_set():
+            return ContextState.STOPPED
         return self._state
 
     @property
     def last_batch(self) -> BatchInfo | None:
         """Metrics of the last completed batch, None before the first."""
-        return None if self._scheduler is None else self._scheduler.last_batch
+        return None if self._runtime is None else self._runtime.scheduler.last_batch
 
     # -- building the graph --------------------------------------------------
 
@@ -308,13 +307,13 @@ class StreamingContext:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._task_group is not None
-        if self._state is ContextState.ACTIVE:
+        if self.state is ContextState.ACTIVE:
             self._request_stop(graceful=exc_type is None)
         try:
             suppressed = await self._task_group.__aexit__(exc_type, exc, tb)
         except BaseExceptionGroup as group:
             # The task group wraps the body's own exception: give it back unwrapped.
-            single = _single(group)
+            single = single_error(group)
             if single is group:
                 raise
             if single is exc:
@@ -322,9 +321,9 @@ class StreamingContext:
             raise single from single.__cause__
         finally:
             self._state = ContextState.STOPPED
-        if self._error is not None and not self._error_raised:
-            self._error_raised = True
-            raise self._error
+        error = None if self._runtime is None else self._runtime.take_error()
+        if error is not None:
+            raise error
         return suppressed
 
     def start(self) -> _Completion:
@@ -337,9 +336,9 @@ class StreamingContext:
             ConfigurationError: when no output operation is registered.
             ContextStateError: when started twice, or outside ``async with``.
         """
-        if self._state is not ContextState.INITIALIZED:
+        if self.state is not ContextState.INITIALIZED:
             raise ContextStateError(
-                f"start() on a context that is {self._state.value}; "
+                f"start() on a context that is {self.state.value}; "
                 "a context can be started only once"
             )
         if self._task_group is None:
@@ -352,20 +351,19 @@ class StreamingContext:
             )
             raise ConfigurationError(msg)
         self._graph.frozen = True
-        self._scheduler = Scheduler(self._graph, self._clock, self._listeners)
-        first_index = self._scheduler.first_index()
-        self._graph.prepare(zero_time=self._scheduler.batch_time(first_index - 1))
-        self._graph.executors = {"inline": InlineExecutor()}
-        default_inline = (
-            isinstance(self._executor_setting, str) and self._executor_setting == "inline"
+        self._runtime = Runtime(
+            self._graph,
+            self._clock,
+            self._listeners,
+            max_restarts=self._max_restarts,
+            backoff=self._backoff,
+            stop_timeout=self._stop_timeout,
+            executor_setting=self._executor_setting,
+            max_workers=self._max_workers,
         )
-        if not default_inline or self._graph.wants_pool():
-            self._graph.executors["process"] = pool_for(self._executor_setting, self._max_workers)
-        self._graph.default_executor = "inline" if default_inline else "process"
-        timer = self._clock.timer()
+        self._runtime.start(self._task_group)
         self._state = ContextState.ACTIVE
-        self._task_group.start_soon(self._run, timer, first_index)
-        return _Completion(self._started.wait)
+        return _Completion(self._runtime.started.wait)
 
     def stop(self, graceful: bool = True) -> _Completion:
         """Stop the context.
@@ -380,28 +378,22 @@ class StreamingContext:
         that job is part of what must finish). Cancelling that wait does not undo
         the stop.
         """
-        if self._state is ContextState.ACTIVE:
+        if self.state is ContextState.ACTIVE:
             self._request_stop(graceful)
         elif self._state is ContextState.INITIALIZED:
             self._state = ContextState.STOPPED
-            self._terminated.set()
+            self._never_started.set()
         return _Completion(self._wait_stopped)
 
     async def _wait_stopped(self) -> None:
-        scheduler_task = getattr(self, "_scheduler_task", None)
-        if scheduler_task is not None and anyio.get_current_task().id == scheduler_task:
-            return
-        await self._terminated.wait()
+        if self._runtime is None:
+            await self._never_started.wait()
+        else:
+            await self._runtime.wait_stopped()
 
     def _request_stop(self, graceful: bool) -> None:
-        self._graceful = self._graceful and graceful
-        assert self._scheduler is not None
-        if graceful:
-            self._scheduler.request_stop()
-        elif self._runtime_scope is not None:
-            self._runtime_scope.cancel()
-        else:
-            self._scheduler.request_stop()
+        assert self._runtime is not None
+        self._runtime.request_stop(graceful)
 
     async def await_termination(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Wait until the context stops; True if it did, False after ``timeout``.
@@ -412,98 +404,21 @@ class StreamingContext:
             the error that stopped the context (OperatorError, ReceiverError, ...).
             ContextStateError: if the context was never started.
         """
-        if self._state is ContextState.INITIALIZED:
-            raise ContextStateError("await_termination() before start(): call ssc.start() first")
-        self._waiters += 1
+        if self._runtime is None:
+            if self._state is ContextState.INITIALIZED:
+                msg = "await_termination() before start(): call ssc.start() first"
+                raise ContextStateError(msg)
+            return True
+        runtime = self._runtime
+        runtime.waiters += 1
         try:
             with anyio.move_on_after(timeout):
-                await self._terminated.wait()
+                await runtime.terminated.wait()
         finally:
-            self._waiters -= 1
-        if not self._terminated.is_set():
+            runtime.waiters -= 1
+        if not runtime.terminated.is_set():
             return False
-        if self._error is not None and not self._error_raised:
-            self._error_raised = True
-            raise self._error
+        error = runtime.take_error()
+        if error is not None:
+            raise error
         return True
-
-    async def _run(self, timer: Any, first_index: int) -> None:
-        """The runtime: receivers and scheduler, in a task group of their own.
-
-        Never raises: an error is kept for ``await_termination()`` and the block's
-        exit, and interrupts the ``async with`` body unless someone awaits it.
-        """
-        assert self._scheduler is not None and self._task_group is not None
-        scheduler = self._scheduler
-        self._scheduler_task = anyio.get_current_task().id
-        try:
-            with anyio.CancelScope() as self._runtime_scope:
-                async with anyio.create_task_group() as runtime:
-                    await runtime.start(self._run_receivers)
-                    self._started.set()
-                    await scheduler.run(
-                        timer,
-                        first_index,
-                        lambda: self._graceful,
-                        self._stop_receivers,
-                        self._close_receivers,
-                        self._stop_timeout,
-                    )
-                    runtime.cancel_scope.cancel()
-        except Exception as exc:
-            self._error = _single(exc)
-        finally:
-            timer.close()
-            with anyio.CancelScope(shield=True):
-                for executor in self._graph.executors.values():
-                    await executor.aclose()
-            self._started.set()
-            self._state = ContextState.STOPPED
-            self._terminated.set()
-        if self._error is not None and self._waiters == 0:
-            self._task_group.cancel_scope.cancel()
-
-    async def _run_receivers(self, *, task_status: TaskStatus[None]) -> None:
-        """Start every receiver (waiting until each has opened), then supervise them."""
-        try:
-            async with anyio.create_task_group() as receivers:
-                for node in self._graph.nodes:
-                    if isinstance(node, ReceiverInputNode):
-                        await receivers.start(self._supervise, node)
-                task_status.started()
-        finally:
-            self._receivers_done.set()
-
-    async def _supervise(self, node: ReceiverInputNode, *, task_status: TaskStatus[None]) -> None:
-        listeners = self._listeners
-
-        async def on_event(event: str, info: ReceiverInfo) -> None:
-            await notify(listeners, f"on_receiver_{event}", info)
-
-        await supervise(
-            node.receiver,
-            ReceiverOutput(node.buffer, stream=node.name, notify=on_event),
-            stream=node.name,
-            max_restarts=self._max_restarts,
-            backoff=self._backoff,
-            notify=on_event,
-            stop=self._graceful_stop,
-            task_status=task_status,
-        )
-
-    async def _stop_receivers(self) -> None:
-        """Graceful stop, first step: no receiver receives any more."""
-        self._graceful_stop.stop_receiving()
-        await self._graceful_stop.wait_stopped()
-
-    async def _close_receivers(self) -> None:
-        """Graceful stop, last step (final batches committed): receivers close."""
-        self._graceful_stop.allow_close()
-        await self._receivers_done.wait()
-
-
-def _single(exc: BaseException) -> BaseException:
-    """The one error inside nested exception groups, or the group itself."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc

@@ -27,19 +27,19 @@ from .checks import check_number, check_whole_number
 from .errors import ConfigurationError
 from .event_time import EventTimeWindowNode, EventWindow, SessionWindowNode
 from .functions import accepts, check_async_function, check_function, describe
-from .graph import (
+from .graph import Node
+from .nodes import (
     AsyncMapNode,
     CogroupNode,
     CountNode,
     NarrowNode,
-    Node,
-    OutputOperation,
     ReduceNode,
     RepartitionNode,
     ShuffleNode,
     TransformNode,
     UnionNode,
 )
+from .outputs import OutputOperation
 from .state import MapWithStateNode, SideOutputNode, StateSpec, UpdateStateNode, initial_pairs
 from .window import ReducedWindowNode, WindowNode, check_window, times_between
 

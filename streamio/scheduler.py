@@ -17,7 +17,8 @@ from typing import Any
 import anyio
 
 from .clock import Clock, Timer
-from .graph import Graph, InputNode
+from .graph import Graph
+from .inputs import InputNode
 from .listener import BatchInfo, StreamingListener
 
 __all__: list[str] = []

@@ -1,0 +1,286 @@
+"""The transformation nodes of the graph: narrow (fused), shuffle, and whole-batch.
+
+Narrow nodes are fused into their consumer's per-partition function; key nodes
+combine map-side per partition and merge by key hash; the others read their
+parents' partitions as a whole.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import anyio
+
+from .batch import (
+    Batch,
+    PartitionFn,
+    cogroup_partitions,
+    compose,
+    count_records,
+    merge_by_key,
+    reduce_records,
+    reduce_results,
+    split_evenly,
+    split_records,
+)
+from .errors import OperatorError
+from .functions import describe, find_failing
+from .graph import Node, Ops, Pipeline
+
+__all__ = [
+    "AsyncMapNode",
+    "CogroupNode",
+    "CountNode",
+    "NarrowNode",
+    "ReduceNode",
+    "RepartitionNode",
+    "ShuffleNode",
+    "TransformNode",
+    "UnionNode",
+]
+
+
+class NarrowNode(Node):
+    """map, filter, flat_map, ...: a per-partition function, fused when possible."""
+
+    def __init__(
+        self,
+        parent: Node,
+        kind: str,
+        fn: PartitionFn,
+        user_fn: Callable[..., Any] | None,
+        name: str | None,
+        executor: str | None = None,
+    ) -> None:
+        self.kind = kind
+        super().__init__(parent.graph, (parent,), name)
+        self.fn = fn
+        self.user_fn = user_fn
+        self.executor = executor
+
+    def ops(self) -> Ops:
+        """The user function of this stage, named for error messages."""
+        return ((self.label, self.user_fn),) if self.user_fn is not None else ()
+
+    def pipeline(self) -> Pipeline:
+        if self.cached_pipeline is None:
+            if self.materialized:
+                self.cached_pipeline = Pipeline(self, None, ())
+            else:
+                self.cached_pipeline = (
+                    self.parents[0].pipeline().then(self.fn, self.ops(), self.executor)
+                )
+        return self.cached_pipeline
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        parts = await self.graph.evaluate(
+            self.parents[0], time, compose(self.fn, list), self.label, self.ops(), self.executor
+        )
+        return None if parts is None else Batch(time, parts)
+
+
+class ShuffleNode(Node):
+    """Key-based aggregation: combine map-side per partition, then merge by key hash."""
+
+    def __init__(
+        self,
+        parent: Node,
+        kind: str,
+        combine: Callable[[Iterable[Any]], dict[Any, Any]],
+        merge: Callable[[Any, Any], Any],
+        user_fns: tuple[Callable[..., Any], ...],
+        num_partitions: int | None,
+        name: str | None,
+    ) -> None:
+        self.kind = kind
+        super().__init__(parent.graph, (parent,), name)
+        self._combine = combine
+        self._merge = merge
+        self._user_fns = user_fns
+        self._num_partitions = num_partitions
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        ops = tuple((self.label, fn) for fn in self._user_fns)
+        combined = await self.graph.evaluate(self.parents[0], time, self._combine, self.label, ops)
+        if combined is None:
+            return None
+        try:
+            parts = merge_by_key(combined, self._merge, self._num_partitions or len(combined))
+        except Exception as exc:
+            msg = f"{type(exc).__name__}: {exc}"
+            raise OperatorError(find_failing(ops, exc), time, msg) from exc
+        return Batch(time, parts)
+
+
+class CogroupNode(Node):
+    """``(key, (values of this stream, values of the other))`` for every key of either."""
+
+    kind = "cogroup"
+
+    def __init__(self, left: Node, right: Node, num_partitions: int | None, name: str | None):
+        super().__init__(left.graph, (left, right), name)
+        self._num_partitions = num_partitions
+        self.label = self.name
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        sides = [await parent.partitions(time) for parent in self.parents]
+        if any(side is None for side in sides):
+            return None
+        count = self._num_partitions or max(len(side) for side in sides)  # type: ignore[arg-type]
+        try:
+            parts = cogroup_partitions(sides, count)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            msg = f"records must be (key, value) pairs with hashable keys: {exc}"
+            raise OperatorError(self.label, time, msg) from exc
+        return Batch(time, parts)
+
+
+class UnionNode(Node):
+    """The records of several streams, partitions side by side."""
+
+    kind = "union"
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        parts: list[Sequence[Any]] = []
+        for parent in self.parents:
+            got = await parent.partitions(time)
+            if got is None:
+                return None
+            parts.extend(got)
+        return Batch(time, parts)
+
+
+class RepartitionNode(Node):
+    """The same records spread evenly over a given number of partitions."""
+
+    kind = "repartition"
+
+    def __init__(self, parent: Node, num_partitions: int, name: str | None) -> None:
+        super().__init__(parent.graph, (parent,), name)
+        self._num_partitions = num_partitions
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        parts = await self.parents[0].partitions(time)
+        if parts is None:
+            return None
+        records = list(itertools.chain.from_iterable(parts))
+        return Batch(time, split_evenly(records, self._num_partitions))
+
+
+class CountNode(Node):
+    """One record per batch: how many records the parent's batch holds (0 included)."""
+
+    kind = "count"
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        counts = await self.graph.evaluate(self.parents[0], time, count_records, self.label)
+        return None if counts is None else Batch(time, [[sum(counts)]])
+
+
+class ReduceNode(Node):
+    """One record per non-empty batch: all records reduced with ``func``."""
+
+    kind = "reduce"
+
+    def __init__(self, parent: Node, func: Callable[[Any, Any], Any], name: str | None):
+        super().__init__(parent.graph, (parent,), name)
+        self._func = func
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        func = self._func
+        results = await self.graph.evaluate(
+            self.parents[0],
+            time,
+            lambda records: reduce_records(func, records),
+            self.label,
+            ((self.label, func),),
+        )
+        if results is None:
+            return None
+        try:
+            return Batch(time, [reduce_results(func, results)])
+        except Exception as exc:
+            raise OperatorError(self.label, time, f"{type(exc).__name__}: {exc}") from exc
+
+
+class TransformNode(Node):
+    """A user function of whole batches: ``fn(records...)`` or ``fn(time, records...)``."""
+
+    kind = "transform"
+
+    def __init__(
+        self,
+        parents: tuple[Node, ...],
+        fn: Callable[..., Iterable[Any]],
+        with_time: bool,
+        name: str | None,
+    ) -> None:
+        super().__init__(parents[0].graph, parents, name)
+        self._fn = fn
+        self._with_time = with_time
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        inputs = []
+        for parent in self.parents:
+            parts = await parent.partitions(time)
+            if parts is None:
+                return None
+            inputs.append(list(itertools.chain.from_iterable(parts)))
+        args = (time, *inputs) if self._with_time else tuple(inputs)
+        try:
+            result = self._fn(*args)
+            if inspect.isawaitable(result):
+                result = await result
+            records = list(result)
+        except Exception as exc:
+            msg = f"{describe(self._fn)} raised {type(exc).__name__}: {exc}"
+            raise OperatorError(self.label, time, msg) from exc
+        return Batch(time, split_records(records, self.graph.partition_size))
+
+
+class AsyncMapNode(Node):
+    """``map_async``: an async function per record, at most N in flight, order kept."""
+
+    kind = "map_async"
+
+    def __init__(
+        self, parent: Node, fn: Callable[[Any], Any], concurrency: int, name: str | None
+    ) -> None:
+        super().__init__(parent.graph, (parent,), name)
+        self._fn = fn
+        self._concurrency = concurrency
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        parts = await self.parents[0].partitions(time)
+        if parts is None:
+            return None
+        results: list[list[Any]] = [[None] * len(part) for part in parts]
+        work = (
+            (out, index, record)
+            for out, part in zip(results, parts, strict=True)
+            for index, record in enumerate(part)
+        )
+        failure: list[BaseException] = []
+        fn = self._fn
+
+        async def worker(cancel: anyio.CancelScope) -> None:
+            for out, index, record in work:
+                try:
+                    out[index] = await fn(record)
+                except Exception as exc:
+                    failure.append(exc)
+                    cancel.cancel()
+                    return
+
+        total = sum(map(len, parts))
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(self._concurrency, total)):
+                tg.start_soon(worker, tg.cancel_scope)
+        if failure:
+            exc = failure[0]
+            msg = f"{describe(fn)} raised {type(exc).__name__}: {exc}"
+            raise OperatorError(self.label, time, msg) from exc
+        return Batch(time, results)

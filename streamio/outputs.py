@@ -1,0 +1,45 @@
+"""Output operations: the jobs that run on every batch (foreach_batch, pprint)."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from .errors import OperatorError
+from .functions import describe
+from .graph import Node
+
+__all__ = ["OutputOperation"]
+
+
+class OutputOperation:
+    """An output job: a function called with each batch's time and records."""
+
+    def __init__(
+        self,
+        node: Node,
+        fn: Callable[[float, list[Any]], Any],
+        kind: str,
+        name: str | None,
+        user_fn: Callable[..., Any] | None = None,
+    ) -> None:
+        self.node = node
+        self.fn = fn
+        self.user_fn = user_fn or fn
+        self.graph = node.graph
+        self.name = node.graph.register_output(self, kind, name)
+
+    async def run(self, time: float) -> None:
+        parts = await self.node.partitions(time)
+        if parts is None:
+            return
+        records = list(itertools.chain.from_iterable(parts))
+        try:
+            result = self.fn(time, records)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            msg = f"{describe(self.user_fn)} raised {type(exc).__name__}: {exc}"
+            raise OperatorError(self.name, time, msg) from exc
