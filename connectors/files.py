@@ -37,7 +37,7 @@ Text files sink
 
 Example::
 
-    from connectors.files import save_as_text_files, text_file_stream
+    from streamio.connectors.files import save_as_text_files, text_file_stream
 
     lines = text_file_stream(ssc, "incoming", pattern="*.log", ledger="incoming.ledger.json")
     save_as_text_files(lines.filter(lambda line: "ERROR" in line), "out/errors", "txt")

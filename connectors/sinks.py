@@ -15,7 +15,7 @@ Example with aiosqlite (any async driver works the same way; asyncpg's
 ``pool.executemany`` or an ``httpx.AsyncClient.post`` fit in ``fn`` too)::
 
     import aiosqlite
-    from connectors.sinks import AsyncCallbackSink
+    from streamio.connectors.sinks import AsyncCallbackSink
 
     async with aiosqlite.connect("counts.db") as db, StreamingContext(1.0) as ssc:
         await db.execute(

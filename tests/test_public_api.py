@@ -157,9 +157,9 @@ def test_connectors_import_no_private_streamio_module():
 
 
 def test_connectors_package_imports():
-    import connectors
+    import streamio.connectors
 
-    assert connectors.__doc__
+    assert streamio.connectors.__doc__
 
 
 # -- streamio.run ----------------------------------------------------------------------

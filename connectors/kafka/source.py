@@ -1,7 +1,7 @@
 """The Kafka source: a streamio receiver over an aiokafka consumer group member.
 
 Delivery is at least once. Records go to the stream's buffer in chunks (one
-``getmany`` each) together with a :class:`~connectors.kafka.KafkaPosition`; once
+``getmany`` each) together with a :class:`~streamio.connectors.kafka.KafkaPosition`; once
 every output of the batch holding a chunk has finished, the runtime calls
 :meth:`KafkaSource.commit` with that position and the source commits those
 offsets for its consumer group. A batch whose output fails is never committed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 import streamio
-from connectors.kafka import kafka_stream
+from streamio.connectors.kafka import kafka_stream
 from streamio import StreamingContext
 
 

@@ -19,8 +19,8 @@ import anyio
 import anyio.to_thread
 import pytest
 
-import connectors.files as files_module
-from connectors.files import (
+import streamio.connectors.files as files_module
+from streamio.connectors.files import (
     DirectorySource,
     FileId,
     TextFilesSink,

@@ -8,8 +8,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-import connectors.sinks as sinks_module
-from connectors.sinks import AsyncCallbackSink
+import streamio.connectors.sinks as sinks_module
+from streamio.connectors.sinks import AsyncCallbackSink
 from streamio import ConfigurationError, OperatorError, StreamingContext
 from streamio.errors import ConnectorError
 from streamio.testing import ManualClock, MemorySource, step

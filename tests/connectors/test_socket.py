@@ -17,7 +17,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from connectors.socket import SocketTextSource, socket_text_stream
+from streamio.connectors.socket import SocketTextSource, socket_text_stream
 from streamio import (
     ConfigurationError,
     DStream,
