@@ -60,6 +60,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from streamio import DStream, Receiver, ReceiverOutput, StreamingContext
+from streamio.abc import Sink
 from streamio.checks import check_number
 from streamio.errors import ConfigurationError, ConnectorError
 
@@ -423,7 +424,7 @@ def text_file_stream(
     )
 
 
-class TextFilesSink:
+class TextFilesSink(Sink[Any]):
     """Writes each batch to its own text file (Spark's ``saveAsTextFiles``).
 
     Use it as an output function: ``stream.foreach_batch(TextFilesSink("out/counts",

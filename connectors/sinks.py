@@ -43,6 +43,7 @@ from typing import Any
 
 import anyio
 
+from streamio.abc import Sink
 from streamio.checks import check_number, check_whole_number
 from streamio.errors import ConfigurationError, ConnectorError
 
@@ -54,7 +55,7 @@ logger = logging.getLogger(__name__)
 _sleep = anyio.sleep
 
 
-class AsyncCallbackSink:
+class AsyncCallbackSink(Sink[Any]):
     """An output function calling ``fn(batch_time, records)`` with retries.
 
     Args:

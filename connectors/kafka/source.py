@@ -24,10 +24,9 @@ import anyio
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka import errors as kafka_errors
 
+from streamio.abc import BatchInfo, Receiver, ReceiverOutput, StreamingListener
 from streamio.checks import check_number, check_whole_number
 from streamio.errors import ConfigurationError, ConnectorError
-from streamio.listener import BatchInfo, StreamingListener
-from streamio.receiver import Receiver, ReceiverOutput
 
 from .clients import close_quietly
 from .errors import to_connector_error

@@ -11,6 +11,7 @@ import anyio
 import cloudpickle
 import pytest
 
+from streamio import ConfigurationError, ReceiverError, StreamingContext
 from streamio.connectors.kafka import (
     KafkaPosition,
     KafkaRecord,
@@ -25,7 +26,6 @@ from streamio.connectors.kafka import (
 )
 from streamio.connectors.kafka.records import KafkaChunk
 from streamio.connectors.kafka.serde import resolve_deserializer, resolve_serializer
-from streamio import ConfigurationError, ReceiverError, StreamingContext
 from streamio.errors import ConnectorError
 from streamio.testing import ListSink, ManualClock
 

@@ -14,8 +14,8 @@ from typing import Any
 import anyio
 import pytest
 
-from streamio.connectors.kafka import KafkaRecord, KafkaSink, KafkaSource, kafka_sink
 from streamio import OperatorError, StreamingContext
+from streamio.connectors.kafka import KafkaRecord, KafkaSink, KafkaSource, kafka_sink
 from streamio.errors import ConnectorError
 from streamio.testing import ListSink, ManualClock, MemorySource, step
 

@@ -14,8 +14,6 @@ import anyio
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from streamio.connectors.kafka import KafkaRecord, KafkaSource, TopicPartition, kafka_stream
-from streamio.connectors.kafka.testing import start_broker
 from streamio import (
     OperatorError,
     ReceiverError,
@@ -23,6 +21,8 @@ from streamio import (
     StreamingContext,
     StreamingListener,
 )
+from streamio.connectors.kafka import KafkaRecord, KafkaSource, TopicPartition, kafka_stream
+from streamio.connectors.kafka.testing import start_broker
 from streamio.errors import ConnectorError
 from streamio.testing import ListSink, ManualClock, step
 
