@@ -39,9 +39,9 @@ from collections.abc import Iterator
 import anyio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from connectors.kafka import KafkaRecord, KafkaSource
-from connectors.kafka.testing import create_topic, start_broker
 from streamio import StreamingContext, run
+from streamio.connectors.kafka import KafkaRecord, KafkaSource
+from streamio.connectors.kafka.testing import create_topic, start_broker
 
 PARTITIONS = 3
 WORDS_PER_LINE = 10

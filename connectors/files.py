@@ -37,7 +37,7 @@ Text files sink
 
 Example::
 
-    from connectors.files import save_as_text_files, text_file_stream
+    from streamio.connectors.files import save_as_text_files, text_file_stream
 
     lines = text_file_stream(ssc, "incoming", pattern="*.log", ledger="incoming.ledger.json")
     save_as_text_files(lines.filter(lambda line: "ERROR" in line), "out/errors", "txt")
@@ -60,6 +60,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from streamio import DStream, Receiver, ReceiverOutput, StreamingContext
+from streamio.abc import Sink
 from streamio.checks import check_number
 from streamio.errors import ConfigurationError, ConnectorError
 
@@ -423,7 +424,7 @@ def text_file_stream(
     )
 
 
-class TextFilesSink:
+class TextFilesSink(Sink[Any]):
     """Writes each batch to its own text file (Spark's ``saveAsTextFiles``).
 
     Use it as an output function: ``stream.foreach_batch(TextFilesSink("out/counts",

@@ -15,7 +15,7 @@ Example with aiosqlite (any async driver works the same way; asyncpg's
 ``pool.executemany`` or an ``httpx.AsyncClient.post`` fit in ``fn`` too)::
 
     import aiosqlite
-    from connectors.sinks import AsyncCallbackSink
+    from streamio.connectors.sinks import AsyncCallbackSink
 
     async with aiosqlite.connect("counts.db") as db, StreamingContext(1.0) as ssc:
         await db.execute(
@@ -43,6 +43,7 @@ from typing import Any
 
 import anyio
 
+from streamio.abc import Sink
 from streamio.checks import check_number, check_whole_number
 from streamio.errors import ConfigurationError, ConnectorError
 
@@ -54,7 +55,7 @@ logger = logging.getLogger(__name__)
 _sleep = anyio.sleep
 
 
-class AsyncCallbackSink:
+class AsyncCallbackSink(Sink[Any]):
     """An output function calling ``fn(batch_time, records)`` with retries.
 
     Args:

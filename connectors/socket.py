@@ -17,7 +17,7 @@ Like Spark's socket source this one cannot replay: records a server sent are
 delivered at most once. The bytes are decoded as text and nothing else is done
 with them (no unpickling).
 
-    from connectors.socket import socket_text_stream
+    from streamio.connectors.socket import socket_text_stream
 
     lines = socket_text_stream(ssc, "127.0.0.1", 9999)
     lines.flat_map(str.split).count_by_value().pprint()

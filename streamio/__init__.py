@@ -1,6 +1,7 @@
 """streamio: an asyncio-native micro-batch streaming runtime, in the model of
 Spark Streaming's DStreams."""
 
+from .buffer import BufferStatistics
 from .chunk import LazyChunk
 from .clock import Clock, ManualClock, SystemClock
 from .context import ContextState, StreamingContext
@@ -22,6 +23,7 @@ from .state import State, StateSpec
 
 __all__ = [
     "BatchInfo",
+    "BufferStatistics",
     "Clock",
     "ConfigurationError",
     "ConnectorError",

@@ -3,6 +3,10 @@
 Each check returns the value when it is acceptable and otherwise raises
 :class:`~streamio.ConfigurationError` naming the setting, what it must be and
 the value given, so that wrong configuration fails where it is written.
+
+A public module: a connector (ours or a third party's) checks its settings with
+these, so that its errors read like the runtime's. Its names are those of
+``__all__``.
 """
 
 from __future__ import annotations

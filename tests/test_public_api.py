@@ -1,9 +1,11 @@
-"""The public surface: ``streamio.__all__``, what connectors may import, ``streamio.run``."""
+"""The public surface: ``streamio.__all__``, the public modules connectors import and
+nothing else, ``streamio.run``."""
 
 from __future__ import annotations
 
 import ast
 import asyncio
+import importlib
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import streamio
 
 PUBLIC_NAMES = {
     "BatchInfo",
+    "BufferStatistics",
     "Clock",
     "ConfigurationError",
     "ConnectorError",
@@ -37,18 +40,29 @@ PUBLIC_NAMES = {
     "run",
 }
 
-# The streamio modules a connector may import from.
-CONNECTOR_MODULES = {
-    "streamio",
-    "streamio.testing",
-    "streamio.checks",
-    "streamio.errors",
-    "streamio.receiver",
-    "streamio.listener",
-    "streamio.clock",
+# The contracts of streamio.abc, and the configuration checks of streamio.checks.
+ABC_NAMES = {
+    "BatchInfo",
+    "BufferStatistics",
+    "Clock",
+    "LazyChunk",
+    "Receiver",
+    "ReceiverInfo",
+    "ReceiverOutput",
+    "Sink",
+    "StreamingListener",
+    "Timer",
 }
+CHECKS_NAMES = {"check_number", "check_whole_number"}
 
-CONNECTORS = Path(__file__).resolve().parents[1] / "connectors"
+# The streamio modules a connector may import from; of each, only the names of its
+# __all__. Every other streamio module is internal.
+PUBLIC_MODULES = ("streamio", "streamio.abc", "streamio.checks", "streamio.errors")
+# Where the connectors are installed: their imports of one another are their own.
+CONNECTORS_PACKAGE = "streamio.connectors"
+
+ROOT = Path(__file__).resolve().parents[1]
+CONNECTORS = ROOT / "connectors"
 
 
 # -- __all__ -----------------------------------------------------------------------
@@ -81,46 +95,225 @@ def test_errors_share_one_base_class():
         assert issubclass(getattr(streamio, name), streamio.StreamioError)
 
 
-# -- connectors import only public modules -------------------------------------------------
+def test_abc_all_is_exactly_the_contracts():
+    import streamio.abc
+
+    assert set(streamio.abc.__all__) == ABC_NAMES
+    assert len(streamio.abc.__all__) == len(ABC_NAMES)
 
 
-def forbidden_imports(source: str, filename: str = "<source>") -> list[str]:
-    """The imports in ``source`` of private or internal streamio modules and names."""
-    found = []
-    for node in ast.walk(ast.parse(source, filename)):
+def test_checks_all_is_exactly_the_checks():
+    import streamio.checks
+
+    assert set(streamio.checks.__all__) == CHECKS_NAMES
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
+def test_every_name_of_a_public_module_resolves(module):
+    namespace = importlib.import_module(module)
+    for name in namespace.__all__:
+        assert getattr(namespace, name) is not None
+
+
+def test_errors_are_the_ones_streamio_exports():
+    import streamio.errors
+
+    for name in streamio.errors.__all__:
+        assert getattr(streamio, name) is getattr(streamio.errors, name)
+
+
+def test_contracts_exported_by_streamio_too_are_the_same_objects():
+    import streamio.abc
+
+    for name in ABC_NAMES & PUBLIC_NAMES:
+        assert getattr(streamio, name) is getattr(streamio.abc, name)
+
+
+# -- the sink contract ------------------------------------------------------------------
+
+
+async def test_a_sink_is_an_async_context_manager_closed_on_exit():
+    from streamio.abc import Sink
+
+    closed = []
+
+    class Recording(Sink[int]):
+        async def __call__(self, batch_time, records):
+            pass
+
+        async def aclose(self):
+            closed.append(True)
+
+    sink = Recording()
+    async with sink as entered:
+        assert entered is sink
+        assert closed == []
+    assert closed == [True]
+
+
+def test_a_sink_must_define_its_call():
+    from streamio.abc import Sink
+
+    class Incomplete(Sink[int]):
+        pass
+
+    with pytest.raises(TypeError, match="__call__"):
+        Incomplete()
+
+
+async def test_the_connectors_sinks_implement_the_sink_contract(tmp_path):
+    from streamio.abc import Sink
+    from streamio.connectors.files import TextFilesSink
+    from streamio.connectors.kafka import KafkaSink
+    from streamio.connectors.sinks import AsyncCallbackSink
+
+    async def save(batch_time, records):
+        pass
+
+    kafka = KafkaSink("topic", bootstrap_servers="127.0.0.1:9")
+    assert isinstance(kafka, Sink)
+    await kafka.aclose()  # entering it connects: tests/connectors/test_kafka_sink.py
+    await kafka.aclose()
+    for sink in (AsyncCallbackSink(save), TextFilesSink(tmp_path / "out", "txt")):
+        assert isinstance(sink, Sink)
+        async with sink as entered:
+            assert entered is sink
+        await sink.aclose()  # idempotent
+
+
+# -- connectors import only public names ------------------------------------------------
+
+
+def _public_names(module: str) -> frozenset[str]:
+    return frozenset(importlib.import_module(module).__all__)
+
+
+def _resolve(node: ast.ImportFrom, importer: str) -> str:
+    """The absolute name of the module ``node`` imports from, in module ``importer``."""
+    if node.level == 0:
+        return node.module or ""
+    package = importer.rsplit(".", node.level)[0]
+    return f"{package}.{node.module}" if node.module else package
+
+
+def _is_streamio(module: str) -> bool:
+    in_streamio = module == "streamio" or module.startswith("streamio.")
+    own = module == CONNECTORS_PACKAGE or module.startswith(CONNECTORS_PACKAGE + ".")
+    return in_streamio and not own
+
+
+class _Checker:
+    """Finds the uses of what is not public in the code of one module."""
+
+    def __init__(self, filename: str, module: str) -> None:
+        self.filename = filename
+        self.module = module
+        self.found: list[str] = []
+        self.bound: dict[str, str] = {}  # local name -> the streamio module it is bound to
+
+    def module_is_public(self, name: str, line: int) -> bool:
+        if _is_streamio(name) and name not in PUBLIC_MODULES:
+            self.found.append(f"{self.filename}:{line}: import of {name}, not a public module")
+            return False
+        return True
+
+    def check_name(self, package: str, name: str, line: int) -> None:
+        if name == "*" or not _is_streamio(package) or f"{package}.{name}" in PUBLIC_MODULES:
+            return
+        if name not in _public_names(package):
+            self.found.append(f"{self.filename}:{line}: {package}.{name} is not in its __all__")
+
+    def visit_import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            if self.module_is_public(alias.name, node.lineno) and _is_streamio(alias.name):
+                # `import streamio.abc` binds streamio; `import streamio.abc as a` binds a
+                local = alias.asname or alias.name.split(".")[0]
+                self.bound[local] = alias.name if alias.asname else "streamio"
+
+    def visit_import_from(self, node: ast.ImportFrom) -> None:
+        package = _resolve(node, self.module)
+        if not self.module_is_public(package, node.lineno):
+            return
+        for alias in node.names:
+            self.check_name(package, alias.name, node.lineno)
+            if f"{package}.{alias.name}" in PUBLIC_MODULES:
+                self.bound[alias.asname or alias.name] = f"{package}.{alias.name}"
+
+    def visit_call(self, node: ast.Call) -> None:
+        if ast.unparse(node.func) not in {"importlib.import_module", "import_module"}:
+            return
+        if node.args and isinstance(node.args[0], ast.Constant):
+            self.module_is_public(str(node.args[0].value), node.lineno)
+
+    def visit_attribute(self, node: ast.Attribute) -> None:
+        """``streamio.receiver.Receiver`` after ``import streamio``, and the like."""
+        chain: list[str] = []
+        base: ast.expr = node
+        while isinstance(base, ast.Attribute):
+            chain.insert(0, base.attr)
+            base = base.value
+        if not isinstance(base, ast.Name) or base.id not in self.bound:
+            return
+        current = self.bound[base.id]
+        for attr in chain:
+            if f"{current}.{attr}" not in PUBLIC_MODULES:
+                self.check_name(current, attr, node.lineno)
+                return
+            current = f"{current}.{attr}"
+
+
+def forbidden_imports(
+    source: str, filename: str = "<source>", module: str = "streamio.connectors.example"
+) -> list[str]:
+    """The uses in ``source`` (the code of ``module``) of streamio modules that are not
+    public, or of names not in a public module's ``__all__``: imports at any depth
+    (relative ones included), ``importlib.import_module`` calls, and attributes of an
+    imported streamio module."""
+    tree = ast.parse(source, filename)
+    checker = _Checker(filename, module)
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            modules = [(alias.name, None) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            modules = [(node.module, alias.name) for alias in node.names]
-        else:
-            continue
-        for module, name in modules:
-            if module != "streamio" and not module.startswith("streamio."):
-                continue
-            parts = module.split(".")
-            if any(part.startswith("_") for part in parts[1:]):
-                found.append(f"{filename}:{node.lineno}: import of private module {module}")
-            elif module not in CONNECTOR_MODULES:
-                found.append(f"{filename}:{node.lineno}: import of internal module {module}")
-            elif name is not None and name.startswith("_"):
-                found.append(f"{filename}:{node.lineno}: import of private name {module}.{name}")
-    return found
+            checker.visit_import(node)
+        elif isinstance(node, ast.ImportFrom):
+            checker.visit_import_from(node)
+        elif isinstance(node, ast.Call):
+            checker.visit_call(node)
+    inner = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and id(node) not in inner:
+            checker.visit_attribute(node)
+    return checker.found
 
 
 @pytest.mark.parametrize(
     "source",
     [
+        "from streamio.receiver import Receiver",
+        "from streamio.listener import BatchInfo, StreamingListener",
+        "from streamio.clock import ManualClock",
+        "from streamio.buffer import BufferStatistics",
+        "import streamio.receiver",
+        "import streamio.receiver as receiver",
         "import streamio._impl",
         "from streamio._impl import thing",
-        "from streamio.receiver import _CLOSE_TIMEOUT",
         "from streamio import _single",
-        "import streamio.graph",
-        "from streamio.buffer import ChunkBuffer",
-        "from streamio.scheduler import Scheduler",
+        "from streamio import receiver",
+        "from streamio import Scheduler",
+        "from streamio.abc import ChunkBuffer",
+        "from streamio.checks import math",
+        "from streamio.errors import annotations",
+        "import streamio\nstreamio.receiver.Receiver",
+        "import streamio.abc\nstreamio.graph.Node",
+        "from streamio import abc\nabc.ChunkBuffer",
+        "import streamio.abc as contracts\ncontracts.GracefulStop",
         "def f():\n    from streamio.context import StreamingContext\n",
+        "if TYPE_CHECKING:\n    from streamio.graph import Node\n",
+        "from .. import receiver",
+        "from ..receiver import Receiver",
+        "import importlib\nimportlib.import_module('streamio.receiver')",
     ],
 )
-def test_checker_flags_private_and_internal_imports(source):
+def test_checker_flags_what_is_not_public(source):
     assert forbidden_imports(source) != []
 
 
@@ -128,18 +321,23 @@ def test_checker_flags_private_and_internal_imports(source):
     "source",
     [
         "import streamio",
-        "from streamio import Receiver, ReceiverOutput",
-        "from streamio.testing import MemorySource",
+        "from streamio import Receiver, ReceiverOutput, BufferStatistics",
+        "from streamio.abc import Receiver, ReceiverOutput, Sink, StreamingListener",
+        "import streamio.abc",
+        "from streamio import abc",
         "from streamio.errors import ConnectorError",
-        "from streamio.receiver import Receiver",
-        "from streamio.listener import ReceiverInfo",
-        "from streamio.clock import ManualClock",
+        "from streamio.checks import check_number, check_whole_number",
+        "import streamio\nstreamio.abc.Sink\nstreamio.StreamingContext",
+        "import streamio.abc as contracts\ncontracts.Receiver",
+        "from .. import abc",
+        "from . import text",
+        "from .kafka import KafkaSink",
+        "from streamio.connectors.kafka import KafkaSink",
         "import streamio_extras._private",
-        "from . import _helpers",
         "import json",
     ],
 )
-def test_checker_accepts_public_imports(source):
+def test_checker_accepts_public_names(source):
     assert forbidden_imports(source) == []
 
 
@@ -147,19 +345,48 @@ def test_connectors_is_a_package():
     assert (CONNECTORS / "__init__.py").is_file()
 
 
-def test_connectors_import_no_private_streamio_module():
-    files = sorted(CONNECTORS.rglob("*.py"))
-    assert CONNECTORS / "__init__.py" in files
+def _connector_modules() -> list[tuple[Path, str]]:
+    modules = []
+    for path in sorted(CONNECTORS.rglob("*.py")):
+        parts = path.relative_to(CONNECTORS).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules.append((path, ".".join((CONNECTORS_PACKAGE, *parts))))
+    return modules
+
+
+def test_connectors_use_only_public_names():
+    modules = _connector_modules()
+    assert (CONNECTORS / "kafka" / "source.py", "streamio.connectors.kafka.source") in modules
     problems = []
-    for path in files:
-        problems += forbidden_imports(path.read_text(encoding="utf-8"), str(path))
+    for path, module in modules:
+        problems += forbidden_imports(path.read_text(encoding="utf-8"), str(path), module)
+    assert problems == []
+
+
+def test_streamio_imports_nothing_from_the_connectors():
+    problems = []
+    for path in sorted((ROOT / "streamio").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.level == 0 else [f".{node.module}"]
+                names += [f"{names[0]}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            problems += [
+                f"{path}:{node.lineno}: {name}"
+                for name in names
+                if "connectors" in name.split(".")
+            ]
     assert problems == []
 
 
 def test_connectors_package_imports():
-    import connectors
+    import streamio.connectors
 
-    assert connectors.__doc__
+    assert streamio.connectors.__doc__
 
 
 # -- streamio.run ----------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Source — a stream of :class:`KafkaRecord`, offsets committed once each batch's
 outputs have finished (at-least-once)::
 
-    from connectors.kafka import KafkaSink, kafka_stream
+    from streamio.connectors.kafka import KafkaSink, kafka_stream
 
     records = kafka_stream(ssc, "events", group_id="job", bootstrap_servers="kafka:9092",
                            auto_offset_reset="earliest", value_deserializer="json")

@@ -13,12 +13,13 @@ import asyncio
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from aiokafka import AIOKafkaProducer
 from aiokafka import errors as kafka_errors
 
+from streamio.abc import Sink
 from streamio.errors import ConfigurationError, ConnectorError
 
 from .clients import close_quietly
@@ -40,7 +41,7 @@ _RESERVED_OPTIONS = {
 _PRODUCER_OPTIONS = frozenset(inspect.signature(AIOKafkaProducer.__init__).parameters) - {"self"}
 
 
-class KafkaSink(Generic[R]):
+class KafkaSink(Sink[R]):
     """Writes each batch's records to a Kafka topic: ``stream.foreach_batch(sink)``.
 
     By default a record is the message value, with no key. Give functions to take

@@ -1,7 +1,7 @@
 """The Kafka source: a streamio receiver over an aiokafka consumer group member.
 
 Delivery is at least once. Records go to the stream's buffer in chunks (one
-``getmany`` each) together with a :class:`~connectors.kafka.KafkaPosition`; once
+``getmany`` each) together with a :class:`~streamio.connectors.kafka.KafkaPosition`; once
 every output of the batch holding a chunk has finished, the runtime calls
 :meth:`KafkaSource.commit` with that position and the source commits those
 offsets for its consumer group. A batch whose output fails is never committed:
@@ -24,10 +24,9 @@ import anyio
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka import errors as kafka_errors
 
+from streamio.abc import BatchInfo, Receiver, ReceiverOutput, StreamingListener
 from streamio.checks import check_number, check_whole_number
 from streamio.errors import ConfigurationError, ConnectorError
-from streamio.listener import BatchInfo, StreamingListener
-from streamio.receiver import Receiver, ReceiverOutput
 
 from .clients import close_quietly
 from .errors import to_connector_error

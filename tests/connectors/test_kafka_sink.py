@@ -14,8 +14,8 @@ from typing import Any
 import anyio
 import pytest
 
-from connectors.kafka import KafkaRecord, KafkaSink, KafkaSource, kafka_sink
 from streamio import OperatorError, StreamingContext
+from streamio.connectors.kafka import KafkaRecord, KafkaSink, KafkaSource, kafka_sink
 from streamio.errors import ConnectorError
 from streamio.testing import ListSink, ManualClock, MemorySource, step
 
@@ -281,7 +281,7 @@ async def test_streamio_produces_and_confluent_kafka_reads_back(kafka):
 
 
 async def test_a_broker_that_goes_away_fails_the_batch_with_a_retriable_error(kafka):
-    from connectors.kafka.testing import create_topic, start_broker
+    from streamio.connectors.kafka.testing import create_topic, start_broker
 
     with start_broker() as broker:  # a broker of its own, to kill
         topic = kafka.name("topic")

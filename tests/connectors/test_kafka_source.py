@@ -14,8 +14,6 @@ import anyio
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from connectors.kafka import KafkaRecord, KafkaSource, TopicPartition, kafka_stream
-from connectors.kafka.testing import start_broker
 from streamio import (
     OperatorError,
     ReceiverError,
@@ -23,6 +21,8 @@ from streamio import (
     StreamingContext,
     StreamingListener,
 )
+from streamio.connectors.kafka import KafkaRecord, KafkaSource, TopicPartition, kafka_stream
+from streamio.connectors.kafka.testing import start_broker
 from streamio.errors import ConnectorError
 from streamio.testing import ListSink, ManualClock, step
 
@@ -304,7 +304,7 @@ async def test_pattern_subscription_and_kafka_stream(kafka):
 
 
 async def _topic_named(kafka: Any, name: str) -> str:
-    from connectors.kafka.testing import create_topic
+    from streamio.connectors.kafka.testing import create_topic
 
     await create_topic(kafka.bootstrap_servers, name)
     return name
@@ -401,7 +401,7 @@ class ReceiverErrors(StreamingListener):
 async def test_a_broker_that_goes_away_is_a_retriable_connector_error(kafka):
     with start_broker() as broker:  # a broker of its own, to kill
         topic = kafka.name("topic")
-        from connectors.kafka.testing import create_topic
+        from streamio.connectors.kafka.testing import create_topic
 
         await create_topic(broker.bootstrap_servers, topic)
         source = KafkaSource(

@@ -8,9 +8,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-import connectors.sinks as sinks_module
-from connectors.sinks import AsyncCallbackSink
+import streamio.connectors.sinks as sinks_module
 from streamio import ConfigurationError, OperatorError, StreamingContext
+from streamio.connectors.sinks import AsyncCallbackSink
 from streamio.errors import ConnectorError
 from streamio.testing import ManualClock, MemorySource, step
 

@@ -17,7 +17,6 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from connectors.socket import SocketTextSource, socket_text_stream
 from streamio import (
     ConfigurationError,
     DStream,
@@ -26,6 +25,7 @@ from streamio import (
     StreamingContext,
     StreamingListener,
 )
+from streamio.connectors.socket import SocketTextSource, socket_text_stream
 from streamio.errors import ConnectorError
 from streamio.testing import ListSink, ManualClock, step
 
