@@ -19,6 +19,7 @@ from .event_time import EventWindow
 from .listener import BatchInfo, ReceiverInfo, StreamingListener
 from .receiver import Receiver, ReceiverOutput
 from .runner import run
+from .sources import PushStream
 from .state import State, StateSpec
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "LazyChunk",
     "ManualClock",
     "OperatorError",
+    "PushStream",
     "Receiver",
     "ReceiverError",
     "ReceiverInfo",

@@ -39,7 +39,7 @@ from .listener import BatchInfo, StreamingListener
 from .nodes import UnionNode
 from .receiver import Receiver
 from .runtime import Runtime, single_error
-from .sources import AsyncIterableReceiver
+from .sources import AsyncIterableReceiver, PushReceiver, PushStream
 
 __all__ = ["ContextState", "StreamingContext"]
 
@@ -147,6 +147,17 @@ class StreamingContext:
         if self._runtime is not None and self._runtime.terminated.is_set():
             return ContextState.STOPPED
         return self._state
+
+    @property
+    def error(self) -> BaseException | None:
+        """The error that stopped the context, or None while it has not failed.
+
+        For the health check of an application that embeds a stream (a web app
+        answers 503 while it is set). Reading it does not consume the error: it
+        is still raised out of the ``async with`` block and out of
+        ``await_termination()``.
+        """
+        return None if self._runtime is None else self._runtime.error
 
     @property
     def last_batch(self) -> BatchInfo | None:
@@ -260,6 +271,27 @@ class StreamingContext:
             buffer_capacity=buffer_capacity,
             max_rate=max_rate,
         )
+
+    def push_stream(
+        self,
+        *,
+        name: str | None = None,
+        buffer_capacity: int | None = None,
+        max_rate: float | None = None,
+    ) -> PushStream[Any]:
+        """A stream that the application feeds with ``await stream.send(records)``
+        (from web handlers, callbacks, other tasks); see :class:`~streamio.PushStream`.
+
+        Args:
+            name: the stream's name (in metrics and errors).
+            buffer_capacity: records its buffer holds before ``send`` waits.
+            max_rate: most records per second a batch takes from the buffer.
+        """
+        receiver: PushReceiver[Any] = PushReceiver()
+        stream = self.receiver_stream(
+            receiver, name=name, buffer_capacity=buffer_capacity, max_rate=max_rate
+        )
+        return PushStream(self, stream._node, receiver)
 
     def union(self, *streams: DStream[Any], name: str | None = None) -> DStream[Any]:
         """The records of several streams of this context in one stream."""

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
-from typing import TypeVar
+from collections import deque
+from collections.abc import AsyncIterable, Iterable, Sequence
+from typing import TYPE_CHECKING, Generic, TypeVar
 
+import anyio
+
+from .chunk import LazyChunk
+from .dstream import DStream
+from .errors import ContextStateError
 from .receiver import Receiver, ReceiverOutput
 
-__all__ = ["AsyncIterableReceiver"]
+if TYPE_CHECKING:
+    from .context import StreamingContext
+    from .graph import Node
+
+__all__ = ["AsyncIterableReceiver", "PushReceiver", "PushStream"]
 
 T = TypeVar("T")
 
@@ -34,3 +44,170 @@ class AsyncIterableReceiver(Receiver[T]):
         close = getattr(self._iterator, "aclose", None)
         if close is not None:
             await close()
+
+
+class _Delivery(Generic[T]):
+    """One chunk on its way from a sender to the receiver task."""
+
+    __slots__ = ("done", "records", "stored", "taken", "withdrawn")
+
+    def __init__(self, records: Sequence[T]) -> None:
+        self.records = records
+        self.done = anyio.Event()  # set once stored, or once refused (stored stays False)
+        self.taken = False  # the receiver task holds it: it will be stored in full
+        self.stored = False
+        self.withdrawn = False  # its sender was cancelled before the receiver took it
+
+
+class PushReceiver(Receiver[T]):
+    """Stores the chunks that the application hands over with :meth:`send`.
+
+    Senders queue their chunks (first come, first stored); the receiver task
+    stores them one at a time, so each chunk stays whole and in order in the
+    buffer, and a full buffer makes the senders wait. Only the receiver task
+    writes to the buffer: when a graceful stop cancels it, the chunk it holds is
+    stored in full before the final batches are cut, and the chunks still queued
+    are refused (their senders get :class:`~streamio.ContextStateError`), so no
+    accepted record is left behind.
+
+    Its position is the number of records stored so far (``sent``).
+    """
+
+    def __init__(self) -> None:
+        self._queue: deque[_Delivery[T]] = deque()
+        self._arrived: anyio.Event | None = None
+        self._ended = False
+        self._stream = ""
+        self.sent = 0
+
+    async def send(self, records: Iterable[T]) -> None:
+        """Store ``records`` as one chunk in the stream's buffer; return once stored.
+
+        Before the receiver runs (the context not started yet), the chunk waits
+        for it. A :class:`~streamio.LazyChunk` is stored as it is; anything else
+        is copied into a list first.
+
+        Cancelling a ``send`` that waits withdraws its chunk if the receiver has
+        not taken it yet (nothing of it is stored); once taken, the chunk is
+        stored in full all the same.
+
+        Raises:
+            ContextStateError: when the stream has stopped receiving (its context
+                is stopping or stopped); the records were not stored.
+        """
+        if self._ended:
+            raise _refused(self._stream)
+        chunk = records if isinstance(records, LazyChunk) else list(records)
+        delivery = _Delivery(chunk)
+        self._queue.append(delivery)
+        if self._arrived is not None:
+            self._arrived.set()
+        try:
+            await delivery.done.wait()
+        finally:
+            delivery.withdrawn = not delivery.taken
+        if not delivery.stored:
+            raise _refused(self._stream)
+
+    async def run(self, output: ReceiverOutput[T]) -> None:
+        self._stream = output.stream
+        queue = self._queue
+        try:
+            while True:
+                while not queue:
+                    self._arrived = anyio.Event()
+                    await self._arrived.wait()
+                delivery = queue.popleft()
+                if delivery.withdrawn:
+                    continue
+                delivery.taken = True
+                self.sent += len(delivery.records)
+                try:
+                    # cancelled while the buffer is full, put_many still stores the rest
+                    await output.put_many(delivery.records, position=self.sent)
+                finally:
+                    delivery.stored = True
+                    delivery.done.set()
+        finally:
+            self._end()
+
+    async def aclose(self) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        """Accept nothing more, and refuse what is queued."""
+        self._ended = True
+        while self._queue:
+            self._queue.popleft().done.set()
+
+
+def _refused(stream: str) -> ContextStateError:
+    """The error of a send that came after the stream stopped receiving."""
+    name = f"push stream {stream!r}" if stream else "this push source"
+    return ContextStateError(
+        f"{name} no longer takes records: its context is stopping or has stopped "
+        "(these records were not stored)"
+    )
+
+
+class PushStream(DStream[T]):
+    """A stream that the application feeds itself: ``await stream.send(records)``.
+
+    Made by :meth:`StreamingContext.push_stream`. It is a DStream (every operator
+    works on it) with a buffer like any receiver stream: a full buffer makes
+    ``send`` wait, which is the backpressure (a web handler then answers later).
+
+    >>> async def main():
+    ...     clock = ManualClock()
+    ...     async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+    ...         events = ssc.push_stream(name="events")
+    ...         events.count().pprint()
+    ...         await ssc.start()
+    ...         await events.send(["login", "click"])  # in the buffer when it returns
+    ...         await clock.advance(1.0)
+    >>> run(main(), use_uvloop=False)
+    -------------------------------------------
+    Time: 1.0
+    -------------------------------------------
+    2
+    <BLANKLINE>
+    """
+
+    __slots__ = ("_receiver",)
+
+    def __init__(
+        self, context: StreamingContext, node: Node, receiver: PushReceiver[T]
+    ) -> None:
+        super().__init__(context, node)
+        self._receiver = receiver
+
+    async def send(self, records: Iterable[T]) -> None:
+        """Store ``records`` (in order, as one chunk) in the stream's buffer.
+
+        Returns once they are in the buffer, so the next batch holds them; waits
+        while the buffer is full. Concurrent senders are served in the order they
+        called. Cancelling a waiting ``send`` withdraws the records if they were
+        not handed over yet; records handed over are stored in full (what was
+        stored stays stored).
+
+        Raises:
+            ContextStateError: before ``ssc.start()``, and once the context is
+                stopping or stopped (a graceful stop takes no new records; the
+                records were then not stored).
+        """
+        from .context import ContextState  # context.py imports this module
+
+        state = self.context.state
+        if state is ContextState.INITIALIZED:
+            msg = (
+                f"push stream {self.name!r} takes records once its context has started: "
+                "call ssc.start() before send()"
+            )
+            raise ContextStateError(msg)
+        if state is ContextState.STOPPED:
+            raise _refused(self.name)
+        await self._receiver.send(records)
+
+    async def send_one(self, record: T) -> None:
+        """Store one record; see :meth:`send`. Prefer ``send`` for several."""
+        await self.send((record,))

@@ -19,25 +19,18 @@ Drive time with :class:`ManualClock` so batch times and contents are exact::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-import anyio
-
-from .chunk import LazyChunk
 from .clock import ManualClock
 from .context import StreamingContext
 from .dstream import DStream
 from .errors import ConfigurationError
-from .receiver import Receiver, ReceiverOutput
+from .sources import PushReceiver
 
 __all__ = ["ListSink", "ManualClock", "MemorySource", "collect_batches", "step"]
 
 T = TypeVar("T")
-
-# A chunk on its way from the test to the receiver, and the event set once stored.
-_Sent = tuple[Sequence[T], anyio.Event]
-
 
 class ListSink(Generic[T]):
     """An output function that keeps every batch: use ``stream.foreach_batch(sink)``.
@@ -62,38 +55,22 @@ class ListSink(Generic[T]):
         return [time for time, _ in self.batches]
 
 
-class MemorySource(Receiver[T]):
+class MemorySource(PushReceiver[T]):
     """A receiver fed from the test: ``await source.send(records)``.
 
-    Its position is the number of records sent so far; ``commits`` lists the
-    positions the runtime committed (after each batch's outputs finished).
+    Its position is the number of records sent so far (``sent``); ``commits``
+    lists the positions the runtime committed (after each batch's outputs
+    finished).
 
     ``send`` returns once the records are in the stream's buffer, so the next
     batch is certain to hold them (or, when the buffer is full, ``send`` waits:
-    the backpressure is visible to the test).
+    the backpressure is visible to the test). It is the receiver behind
+    ``ssc.push_stream()``, attached with ``ssc.receiver_stream(source)``.
     """
 
     def __init__(self) -> None:
-        self._send, self._receive = anyio.create_memory_object_stream[_Sent[T]](1)
-        self.sent = 0
+        super().__init__()
         self.commits: list[Any] = []
-
-    async def send(self, records: Sequence[T]) -> None:
-        """Store ``records`` as one chunk in the stream's buffer; return once stored.
-
-        A :class:`~streamio.LazyChunk` is stored as it is (to test one's own);
-        anything else is copied into a list.
-        """
-        stored = anyio.Event()
-        chunk = records if isinstance(records, LazyChunk) else list(records)
-        await self._send.send((chunk, stored))
-        await stored.wait()
-
-    async def run(self, output: ReceiverOutput[T]) -> None:
-        async for records, stored in self._receive:
-            self.sent += len(records)
-            await output.put_many(records, position=self.sent)
-            stored.set()
 
     async def commit(self, position: Any) -> None:
         self.commits.append(position)

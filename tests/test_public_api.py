@@ -26,6 +26,7 @@ PUBLIC_NAMES = {
     "LazyChunk",
     "ManualClock",
     "OperatorError",
+    "PushStream",
     "Receiver",
     "ReceiverError",
     "ReceiverInfo",
