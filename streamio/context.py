@@ -153,9 +153,10 @@ class StreamingContext:
         """The error that stopped the context, or None while it has not failed.
 
         For the health check of an application that embeds a stream (a web app
-        answers 503 while it is set). Reading it does not consume the error: it
-        is still raised out of the ``async with`` block and out of
-        ``await_termination()``.
+        answers 503 while it is set). A failed batch sets it at once, before the
+        context has wound down (under a manual clock: when ``advance()``
+        returns). Reading it does not consume the error: it is still raised out
+        of the ``async with`` block and out of ``await_termination()``.
         """
         return None if self._runtime is None else self._runtime.error
 

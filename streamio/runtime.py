@@ -107,14 +107,18 @@ class Runtime:
                 async with anyio.create_task_group() as runtime:
                     await runtime.start(self._run_receivers)
                     self.started.set()
-                    await self.scheduler.run(
-                        timer,
-                        first_index,
-                        lambda: self.graceful,
-                        self._stop_receivers,
-                        self._close_receivers,
-                        self._stop_timeout,
-                    )
+                    try:
+                        await self.scheduler.run(
+                            timer,
+                            first_index,
+                            lambda: self.graceful,
+                            self._stop_receivers,
+                            self._close_receivers,
+                            self._stop_timeout,
+                        )
+                    except Exception as exc:
+                        self.error = exc  # seen by ``ssc.error`` at once, not after the wind-down
+                        raise
                     runtime.cancel_scope.cancel()
         except Exception as exc:
             self.error = single_error(exc)

@@ -192,8 +192,8 @@ class PushStream(DStream[T]):
 
         Raises:
             ContextStateError: before ``ssc.start()``, and once the context is
-                stopping or stopped (a graceful stop takes no new records; the
-                records were then not stored).
+                stopping, stopped or failed (a graceful stop takes no new
+                records); the records were then not stored.
         """
         from .context import ContextState  # context.py imports this module
 
@@ -204,7 +204,7 @@ class PushStream(DStream[T]):
                 "call ssc.start() before send()"
             )
             raise ContextStateError(msg)
-        if state is ContextState.STOPPED:
+        if state is ContextState.STOPPED or self.context.error is not None:
             raise _refused(self.name)
         await self._receiver.send(records)
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -44,3 +46,10 @@ def test_readme_gives_the_test_command_ci_runs():
         line for line in README.read_text().splitlines() if line.endswith("-m pytest")
     )
     assert test_command in ci
+
+
+@pytest.mark.parametrize("example", ["fastapi_app.py", "aiohttp_app.py"])
+def test_readme_web_recipes_are_the_tested_example_modules(example):
+    # tests/test_web_recipes.py runs these modules: README must show them as they are
+    source = (README.parent / "examples" / example).read_text()
+    assert source in blocks("python")
