@@ -204,7 +204,7 @@ class PushStream(DStream[T]):
                 "call ssc.start() before send()"
             )
             raise ContextStateError(msg)
-        if state is ContextState.STOPPED or self.context.error is not None:
+        if state is ContextState.STOPPED:
             raise _refused(self.name)
         await self._receiver.send(records)
 

@@ -8,6 +8,7 @@ requests wait in its backlog until the app has started, so nothing is polled.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import socket
@@ -103,8 +104,12 @@ async def serve_aiohttp(app: web.Application) -> AsyncIterator[Client]:
                         return response.status, await body_of(response)
 
                 yield Client(post, get)
-        finally:
-            await runner.cleanup()  # stops the server, then the rest of cleanup_ctx
+        except BaseException:
+            # the test failed: report that, not the stream's error raised by the shutdown
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
+            raise
+        await runner.cleanup()  # stops the server, then the rest of cleanup_ctx
 
 
 async def body_of(response: aiohttp.ClientResponse) -> Any:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import anyio
 import pytest
 
@@ -21,8 +24,16 @@ from streamio.testing import ListSink, MemorySource
 HANG_GUARD = 10
 
 
-def context(clock: ManualClock, **options) -> StreamingContext:
+def make_context(clock: ManualClock, **options) -> StreamingContext:
     return StreamingContext(batch_interval=1.0, clock=clock, **options)
+
+
+@asynccontextmanager
+async def context(clock: ManualClock, **options) -> AsyncIterator[StreamingContext]:
+    """A running block whose sends cannot hang the suite, whatever a bug does."""
+    with anyio.fail_after(HANG_GUARD):
+        async with make_context(clock, **options) as ssc:
+            yield ssc
 
 
 # -- a stream like any other ------------------------------------------------------------
@@ -121,11 +132,11 @@ async def test_max_rate_caps_the_records_per_batch():
 )
 async def test_bad_options_fail_when_the_graph_is_built(option, message):
     with pytest.raises(ConfigurationError, match=message):
-        context(ManualClock()).push_stream(**option)
+        make_context(ManualClock()).push_stream(**option)
 
 
 async def test_names_are_unique_like_every_stream_name():
-    ssc = context(ManualClock())
+    ssc = make_context(ManualClock())
     ssc.push_stream(name="events")
     with pytest.raises(ConfigurationError, match="already used"):
         ssc.push_stream(name="events")
@@ -168,7 +179,10 @@ async def test_send_after_stop_is_an_error_and_stores_nothing(how):
             await ssc.start()
             if how == "stopped":
                 await ssc.stop()
-    with pytest.raises(ContextStateError, match=r"'events' no longer takes records.*not stored"):
+    with (
+        anyio.fail_after(HANG_GUARD),
+        pytest.raises(ContextStateError, match=r"'events' no longer takes records.*not stored"),
+    ):
         await events.send(["late"])
     assert events.buffer_statistics().used == 0
 
@@ -302,9 +316,9 @@ def fragile(record: str) -> str:
 
 async def test_error_is_none_until_the_context_fails_then_the_operator_error():
     clock = ManualClock()
-    ssc = context(clock)
+    ssc = make_context(clock)
     seen: list[BaseException | None] = []
-    with pytest.raises(OperatorError) as raised:
+    with pytest.raises(OperatorError) as raised, anyio.fail_after(HANG_GUARD):
         async with ssc:
             events = ssc.push_stream()
             events.map(fragile).foreach_batch(ListSink())
@@ -325,24 +339,25 @@ async def test_error_is_none_until_the_context_fails_then_the_operator_error():
 
 async def test_error_is_set_while_something_awaits_termination():
     clock = ManualClock()
-    ssc = context(clock)
-    async with ssc:
-        events = ssc.push_stream()
-        events.map(fragile).foreach_batch(ListSink())
-        await ssc.start()
-        await events.send(["bad"])
-        async with anyio.create_task_group() as tg:
+    ssc = make_context(clock)
+    with anyio.fail_after(HANG_GUARD):
+        async with ssc:
+            events = ssc.push_stream()
+            events.map(fragile).foreach_batch(ListSink())
+            await ssc.start()
+            await events.send(["bad"])
+            async with anyio.create_task_group() as tg:
 
-            async def wait() -> None:
-                with pytest.raises(OperatorError):
-                    await ssc.await_termination()
+                async def wait() -> None:
+                    with pytest.raises(OperatorError):
+                        await ssc.await_termination()
 
-            tg.start_soon(wait)
-            await anyio.wait_all_tasks_blocked()
-            await clock.advance(1.0)  # the batch fails
-            assert isinstance(ssc.error, OperatorError)  # at once, before the wind-down
-            with pytest.raises(ContextStateError, match="no longer takes records"):
-                await events.send(["after the failure"])
+                tg.start_soon(wait)
+                await anyio.wait_all_tasks_blocked()
+                await clock.advance(1.0)  # the batch fails
+                assert isinstance(ssc.error, OperatorError)  # at once, before the wind-down
+                with pytest.raises(ContextStateError, match="no longer takes records"):
+                    await events.send(["after the failure"])
     assert isinstance(ssc.error, OperatorError)
 
 
