@@ -14,9 +14,6 @@ from aiohttp import web
 
 from streamio import Clock, ContextState, ContextStateError, PushStream, StreamingContext
 
-CONTEXT = web.AppKey("context", StreamingContext)
-EVENTS = web.AppKey("events", PushStream)
-
 
 def event_type(event: dict[str, Any]) -> tuple[str, int]:
     return event["type"], 1  # an event without "type" fails the stream: /health says so
@@ -38,6 +35,8 @@ class Counts:
 
 
 COUNTS = web.AppKey("counts", Counts)
+CONTEXT = web.AppKey("context", StreamingContext)
+EVENTS = web.AppKey("events", PushStream)
 
 
 def create_app(clock: Clock | None = None) -> web.Application:
