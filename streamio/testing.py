@@ -32,6 +32,7 @@ __all__ = ["ListSink", "ManualClock", "MemorySource", "collect_batches", "step"]
 
 T = TypeVar("T")
 
+
 class ListSink(Generic[T]):
     """An output function that keeps every batch: use ``stream.foreach_batch(sink)``.
 
@@ -64,8 +65,9 @@ class MemorySource(PushReceiver[T]):
 
     ``send`` returns once the records are in the stream's buffer, so the next
     batch is certain to hold them (or, when the buffer is full, ``send`` waits:
-    the backpressure is visible to the test). It is the receiver behind
-    ``ssc.push_stream()``, attached with ``ssc.receiver_stream(source)``.
+    the backpressure is visible to the test). It is the receiver of
+    ``ssc.push_stream()`` with ``commits`` added; attach it with
+    ``ssc.receiver_stream(source)``.
     """
 
     def __init__(self) -> None:
