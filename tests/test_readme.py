@@ -51,5 +51,5 @@ def test_readme_gives_the_test_command_ci_runs():
 @pytest.mark.parametrize("example", ["fastapi_app.py", "aiohttp_app.py"])
 def test_readme_web_recipes_are_the_tested_example_modules(example):
     # tests/test_web_recipes.py runs these modules: README must show them as they are
-    source = (README.parent / "examples" / example).read_text()
+    source = (README.parent / "tests" / "recipes" / example).read_text()
     assert source in blocks("python")

@@ -1,4 +1,4 @@
-"""README's web recipes (examples/fastapi_app.py, examples/aiohttp_app.py), each run by
+"""README's web recipes (tests/recipes/fastapi_app.py, tests/recipes/aiohttp_app.py), each run by
 its real server on loopback and spoken to over HTTP.
 
 The apps run on a manual clock, so the tests post, advance the clock, and read the
@@ -28,7 +28,7 @@ from aiohttp import web
 
 from streamio import ManualClock, OperatorError
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parent / "recipes"
 
 # Upper bound for a wait that only a bug could make endless.
 HANG_GUARD = 10
