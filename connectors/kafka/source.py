@@ -11,7 +11,7 @@ This module holds the receiver: its lifecycle and the fetch loop. Each of the
 loop's other jobs has a module of its own: :mod:`.decoding` (messages into
 chunks), :mod:`.rate` (``max_rate_per_partition``), :mod:`.flow` (paused
 partitions, backpressure), :mod:`.offsets` (assignments, delivered and committed
-offsets, commits), :mod:`.health` (is a broker there?) and :mod:`.options`
+offsets, commits), :mod:`.health` (broker outages) and :mod:`.options`
 (configuration checks).
 """
 
@@ -69,6 +69,8 @@ class KafkaSourceStatistics:
         waiting_for_space: the buffer is full and the source waits to store a chunk.
         closed: True while the source has no consumer: before ``open`` and after
             ``aclose``.
+        broker_failures: failed broker checks (or fetches) in a row: 0 unless no
+            broker answers now.
     """
 
     received: int
@@ -79,6 +81,7 @@ class KafkaSourceStatistics:
     paused: frozenset[TopicPartition]
     waiting_for_space: bool
     closed: bool
+    broker_failures: int = 0
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -111,6 +114,14 @@ class KafkaSource(Receiver[KafkaRecord]):
     Attach it with :meth:`stream` (or use :func:`kafka_stream`), which also lets it
     see the context's batch cuts (needed by ``max_rate_per_partition``).
 
+    A broker that goes away does not stop the source: aiokafka reconnects by
+    itself, the source reports the outage to the listeners
+    (``on_receiver_error``, with ``info.extra["bootstrap_servers"]``) and checks
+    again with capped exponential backoff, and once a broker answers the records
+    come from where they stopped, without a receiver restart. Only the first
+    connection, in ``open()``, raises when no broker answers, so that a wrong
+    address fails loudly.
+
     Args:
         topics: a topic name, several names, or a compiled ``re.Pattern`` to
             subscribe to every matching topic (a plain string is a name, never a
@@ -130,10 +141,18 @@ class KafkaSource(Receiver[KafkaRecord]):
             (records beyond it stay in Kafka). The source learns the interval and
             the cuts when attached with :meth:`stream` (or :func:`kafka_stream`).
         max_chunk_records: most records per ``getmany`` and so per stored chunk.
-        broker_check_interval: after this many seconds without data, the source
-            asks the broker for metadata; if no broker answers, it raises a
-            retriable ConnectorError so the runtime restarts it with backoff
-            (aiokafka itself retries silently forever). None: never check.
+        broker_check_interval: after this many seconds without records, the source
+            asks a broker for metadata; when none answers, it reports a retriable
+            ConnectorError to the listeners and asks again after
+            ``reconnect_backoff`` seconds (aiokafka itself would retry silently for
+            ever). None: never check.
+        reconnect_backoff: seconds from a failed check to the next one; doubled
+            after each failure in a row.
+        max_backoff: the longest wait between two checks.
+        max_reconnects: how many checks in a row may fail before ``run`` raises the
+            retriable ConnectorError (the context then restarts the receiver, or
+            stops once its restarts are used up); None (the default) rides out an
+            outage of any length.
         commit_timeout: seconds a commit may take; a commit that fails or times
             out is reported to the listeners (``on_receiver_error``) and covered by
             the next one, since each position holds every partition's offset.
@@ -160,6 +179,9 @@ class KafkaSource(Receiver[KafkaRecord]):
         max_rate_per_partition: float | None = None,
         max_chunk_records: int = 10_000,
         broker_check_interval: float | None = 10.0,
+        reconnect_backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        max_reconnects: int | None = None,
         commit_timeout: float = 10.0,
         **consumer_config: Any,
     ) -> None:
@@ -193,7 +215,20 @@ class KafkaSource(Receiver[KafkaRecord]):
             if broker_check_interval is None
             else check_number(broker_check_interval, "broker_check_interval")
         )
-        self._watch = BrokerWatch(check_interval, bootstrap_servers)
+        backoff = check_number(reconnect_backoff, "reconnect_backoff")
+        cap = check_number(max_backoff, "max_backoff")
+        if cap < backoff:
+            msg = f"max_backoff ({cap}) must not be less than reconnect_backoff ({backoff})"
+            raise ConfigurationError(msg)
+        if max_reconnects is not None:
+            check_whole_number(max_reconnects, "max_reconnects (or None)", minimum=0)
+        self._watch = BrokerWatch(
+            check_interval=check_interval,
+            backoff=backoff,
+            max_backoff=cap,
+            max_failures=max_reconnects,
+            servers=bootstrap_servers,
+        )
         self._offsets = PartitionOffsets(check_number(commit_timeout, "commit_timeout"))
         self._config = dict(consumer_config)
         max_poll = self._config.get("max_poll_interval_ms", 300_000) / 1000
@@ -257,13 +292,14 @@ class KafkaSource(Receiver[KafkaRecord]):
             paused=self._flow.paused,
             waiting_for_space=self._flow.blocked,
             closed=self._consumer is None,
+            broker_failures=self._watch.failures,
         )
 
     async def wait_until(self, predicate: Callable[[KafkaSourceStatistics], bool]) -> None:
         """Return once ``predicate(self.statistics())`` is true.
 
-        Woken by each change (records stored, a commit, a rebalance, the close),
-        never by a timer: bound it with
+        Woken by each change (records stored, a commit, a rebalance, a failed
+        broker check, the close), never by a timer: bound it with
         ``anyio.fail_after`` where needed.
         """
         while not predicate(self.statistics()):
@@ -318,7 +354,8 @@ class KafkaSource(Receiver[KafkaRecord]):
         self._notify()
 
     async def run(self, output: ReceiverOutput[KafkaRecord]) -> None:
-        """Fetch chunks with ``getmany`` and store each with its position, until cancelled."""
+        """Fetch chunks with ``getmany`` and store each with its position, until
+        cancelled; a broker outage is reported and ridden out (see the class)."""
         consumer = self._consumer
         if consumer is None:
             raise ConnectorError("KafkaSource.run() before open()", retriable=True)
@@ -350,10 +387,21 @@ class KafkaSource(Receiver[KafkaRecord]):
                         timeout_ms=_POLL_TIMEOUT_MS, max_records=self._max_chunk
                     )
                 except kafka_errors.KafkaError as exc:
-                    raise self._fail(exc, "fetching") from exc
+                    error = self._fail(exc, "fetching")
+                    error.__cause__ = exc
+                    if not error.retriable:
+                        raise error from exc
+                    watch.failed()
+                    await self._report_outage(output, error)
+                    await watch.wait()
+                    continue
                 if not fetched:
                     if watch.due():
-                        await watch.check(consumer)
+                        failure = await watch.check(consumer)
+                        if failure is None:
+                            self._notify()
+                        else:
+                            await self._report_outage(output, failure)
                     continue
             watch.reset()
             records, delivered = self._convert(consumer, fetched)
@@ -372,6 +420,16 @@ class KafkaSource(Receiver[KafkaRecord]):
             del records  # the buffer holds them now, as long as needed
             self._received += count
             self._notify()
+
+    async def _report_outage(
+        self, output: ReceiverOutput[KafkaRecord], error: ConnectorError
+    ) -> None:
+        """Tell the listeners no broker answers; raise once ``max_reconnects`` is used up."""
+        logger.info("%r: %s", self, error)
+        self._notify()
+        await output.report_error(error, bootstrap_servers=self._bootstrap_servers)
+        if self._watch.gave_up:
+            raise error
 
     async def commit(self, position: Any) -> None:
         """Commit the offsets of ``position`` for the group: every output of the

@@ -83,16 +83,22 @@ def _accepts_connections(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def start_broker(startup_timeout: float = 15.0) -> Iterator[Broker]:
-    """Run an in-memory Tansu broker on a free loopback port; kill it on exit.
+def start_broker(startup_timeout: float = 15.0, *, port: int | None = None) -> Iterator[Broker]:
+    """Run an in-memory Tansu broker on a loopback port; kill it on exit.
+
+    Args:
+        startup_timeout: seconds the broker may take to listen.
+        port: the port, for a broker that comes back where another one was (it
+            starts empty: the broker keeps its data in memory); None: a free one.
 
     Raises:
         RuntimeError: when the broker exits or does not listen within
             ``startup_timeout`` seconds (its output is in the message).
     """
     binary = tansu_binary()
-    for _attempt in range(3):  # another process may take the free port first
-        port = _free_port()
+    wanted = port
+    for _attempt in range(3 if wanted is None else 1):  # another process may take a free port
+        port = wanted or _free_port()
         url = f"tcp://127.0.0.1:{port}"
         # the broker's output goes to a file, shown if it fails to start
         with tempfile.TemporaryFile() as log:
@@ -115,7 +121,7 @@ def start_broker(startup_timeout: float = 15.0) -> Iterator[Broker]:
                 if process.poll() is not None:
                     log.seek(0)
                     output = log.read().decode(errors="replace")
-                    if "in use" in output.lower():
+                    if "in use" in output.lower() and wanted is None:
                         continue
                     raise RuntimeError(f"the Kafka test broker exited at start:\n{output}")
                 yield Broker(f"127.0.0.1:{port}", process.pid)
@@ -124,7 +130,7 @@ def start_broker(startup_timeout: float = 15.0) -> Iterator[Broker]:
                 if process.poll() is None:
                     os.kill(process.pid, signal.SIGKILL)
                 process.wait()
-    raise RuntimeError("no free port for the Kafka test broker")
+    raise RuntimeError(f"no free port for the Kafka test broker (port={wanted})")
 
 
 async def create_topic(bootstrap_servers: str, name: str, partitions: int = 1) -> None:

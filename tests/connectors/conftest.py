@@ -36,7 +36,12 @@ class KafkaHelper:
 
     def __init__(self, bootstrap_servers: str, test_name: str) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self._test_name = test_name
         self._prefix = "".join(c if c.isalnum() else "-" for c in test_name)[:60]
+
+    def on(self, bootstrap_servers: str) -> KafkaHelper:
+        """The same helpers for another broker (one a test starts for itself)."""
+        return KafkaHelper(bootstrap_servers, self._test_name)
 
     def name(self, kind: str) -> str:
         """A name no other test uses."""

@@ -4,6 +4,7 @@ limits, backpressure, and a broker that goes away."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import re
@@ -22,7 +23,7 @@ from streamio import (
     StreamingListener,
 )
 from streamio.connectors.kafka import KafkaRecord, KafkaSource, TopicPartition, kafka_stream
-from streamio.connectors.kafka.testing import start_broker
+from streamio.connectors.kafka.testing import create_topic, start_broker
 from streamio.errors import ConnectorError
 from streamio.testing import ListSink, ManualClock, step
 
@@ -304,8 +305,6 @@ async def test_pattern_subscription_and_kafka_stream(kafka):
 
 
 async def _topic_named(kafka: Any, name: str) -> str:
-    from streamio.connectors.kafka.testing import create_topic
-
     await create_topic(kafka.bootstrap_servers, name)
     return name
 
@@ -390,29 +389,89 @@ async def test_a_full_buffer_pauses_fetching_and_nothing_is_lost(kafka):
 # -- a broker that goes away -----------------------------------------------------------------
 
 
-class ReceiverErrors(StreamingListener):
+class ReceiverEvents(StreamingListener):
+    """The receiver callbacks of a context."""
+
     def __init__(self) -> None:
-        self.errors: list[BaseException | None] = []
+        self.started: list[ReceiverInfo] = []
+        self.errors: list[ReceiverInfo] = []
+
+    def on_receiver_started(self, info: ReceiverInfo) -> None:
+        self.started.append(info)
 
     def on_receiver_error(self, info: ReceiverInfo) -> None:
-        self.errors.append(info.error)
+        self.errors.append(info)
 
 
-async def test_a_broker_that_goes_away_is_a_retriable_connector_error(kafka):
+def outage_source(bootstrap_servers: str, topic: str, group: str, **options: Any) -> KafkaSource:
+    """A source that notices an outage quickly."""
+    return KafkaSource(
+        topic,
+        group_id=group,
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        value_deserializer="str",
+        broker_check_interval=0.2,
+        reconnect_backoff=0.2,
+        max_backoff=0.4,
+        request_timeout_ms=3000,  # more than a group join takes on this broker
+        **TIMINGS,
+        **options,
+    )
+
+
+@pytest.mark.parametrize("outage", ["restart", "pause"])
+async def test_the_source_rides_out_a_broker_outage_by_default(kafka, outage):
+    with start_broker() as broker:  # a broker of its own, to stop
+        servers = broker.bootstrap_servers
+        port = int(servers.rsplit(":", 1)[1])
+        topic = kafka.name("topic")
+        await create_topic(servers, topic)
+        await kafka.on(servers).produce(topic, values(0, 3))
+        source = outage_source(servers, topic, kafka.name("group"))
+        listener = ReceiverEvents()
+        sink: ListSink[str] = ListSink()
+        with contextlib.ExitStack() as after:
+            # no receiver restart allowed: one would fail the context
+            async with context(max_receiver_restarts=0) as ssc:
+                ssc.add_listener(listener)
+                source.stream(ssc).map(lambda r: r.value).foreach_batch(sink)
+                await ssc.start()
+                await received(source, 3)
+                await step(ssc)
+                if outage == "pause":
+                    os.kill(broker.pid, signal.SIGSTOP)  # requests time out
+                else:
+                    os.kill(broker.pid, signal.SIGKILL)  # connections refused
+                with anyio.fail_after(HANG_GUARD):
+                    await source.wait_until(lambda stats: stats.broker_failures >= 2)
+                if outage == "pause":
+                    os.kill(broker.pid, signal.SIGCONT)
+                else:
+                    # the same address again; in memory, it starts empty
+                    after.enter_context(start_broker(port=port))
+                    await create_topic(servers, topic)
+                await kafka.on(servers).produce(topic, values(3, 6))
+                await received(source, 6)
+                await step(ssc)
+                assert source.statistics().broker_failures == 0
+    assert sink.records == ["v0", "v1", "v2", "v3", "v4", "v5"]
+    assert [info.attempt for info in listener.started] == [1]
+    assert len(listener.errors) >= 2
+    for info in listener.errors:
+        assert info.attempt == 1  # reported by the source, not a restart
+        assert info.extra == {"bootstrap_servers": servers}
+        assert isinstance(info.error, ConnectorError) and info.error.retriable
+        assert "unreachable" in str(info.error)
+
+
+async def test_max_reconnects_hands_the_outage_to_the_runtime(kafka):
     with start_broker() as broker:  # a broker of its own, to kill
         topic = kafka.name("topic")
-        from streamio.connectors.kafka.testing import create_topic
-
         await create_topic(broker.bootstrap_servers, topic)
-        source = KafkaSource(
-            topic,
-            group_id=None,
-            bootstrap_servers=broker.bootstrap_servers,
-            auto_offset_reset="earliest",
-            broker_check_interval=0.2,
-            request_timeout_ms=2000,
-        )
-        listener = ReceiverErrors()
+        group = kafka.name("group")
+        source = outage_source(broker.bootstrap_servers, topic, group, max_reconnects=1)
+        listener = ReceiverEvents()
         with pytest.raises(ReceiverError) as info:
             async with context(max_receiver_restarts=1) as ssc:
                 ssc.add_listener(listener)
@@ -422,8 +481,12 @@ async def test_a_broker_that_goes_away_is_a_retriable_connector_error(kafka):
                     await source.wait_until(lambda stats: bool(stats.assignment))
                     os.kill(broker.pid, signal.SIGKILL)
                     await anyio.sleep_forever()
-    assert info.value.attempts == 2  # the runtime restarted it once, with backoff
-    assert len(listener.errors) == 2
-    assert all(isinstance(e, ConnectorError) and e.retriable for e in listener.errors)
-    assert "unreachable" in str(listener.errors[0])
+    # two failed checks reported by the source, the second raised: the runtime
+    # reports it and restarts the receiver once, whose open() fails
+    assert info.value.attempts == 2
+    errors = [e.error for e in listener.errors]
+    assert len(errors) == 4
+    assert errors[1] is errors[2]
+    assert all(isinstance(e, ConnectorError) and e.retriable for e in errors)
+    assert "unreachable" in str(errors[0])
     assert source.statistics().closed
