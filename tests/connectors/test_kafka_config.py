@@ -122,6 +122,9 @@ def test_a_position_is_a_read_only_mapping_of_next_offsets():
         ({"max_rate_per_partition": 0}, "max_rate_per_partition must be a finite number"),
         ({"max_chunk_records": 0}, "max_chunk_records"),
         ({"commit_timeout": -1}, "commit_timeout"),
+        ({"reconnect_backoff": 0}, "reconnect_backoff"),
+        ({"reconnect_backoff": 2.0, "max_backoff": 1.0}, "max_backoff .* reconnect_backoff"),
+        ({"max_reconnects": -1}, "max_reconnects"),
     ],
 )
 def test_source_arguments_are_checked_when_it_is_made(kwargs, message):
