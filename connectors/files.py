@@ -408,7 +408,9 @@ def text_file_stream(
     ``ssc.textFileStream``).
 
     The receiver's options are :class:`DirectorySource`'s; ``name``,
-    ``buffer_capacity`` and ``max_rate`` are ``ssc.receiver_stream``'s.
+    ``buffer_capacity`` and ``max_rate`` are ``ssc.receiver_stream``'s. The stream
+    is called ``"files <path>"`` unless ``name`` says otherwise (numbered when
+    taken: ``"files incoming 2"``).
     """
     source = DirectorySource(
         path,
@@ -420,7 +422,11 @@ def text_file_stream(
         rescan_interval=rescan_interval,
     )
     return ssc.receiver_stream(
-        source, name=name, buffer_capacity=buffer_capacity, max_rate=max_rate
+        source,
+        name=name,
+        buffer_capacity=buffer_capacity,
+        max_rate=max_rate,
+        default_name=f"files {os.fspath(path)}",
     )
 
 

@@ -256,7 +256,9 @@ def socket_text_stream(
     """A stream of the lines a TCP server sends (Spark's ``ssc.socketTextStream``).
 
     The receiver's options are :class:`SocketTextSource`'s; ``name``,
-    ``buffer_capacity`` and ``max_rate`` are ``ssc.receiver_stream``'s.
+    ``buffer_capacity`` and ``max_rate`` are ``ssc.receiver_stream``'s. The stream
+    is called ``"socket <host>:<port>"`` unless ``name`` says otherwise (numbered
+    when taken: ``"socket 127.0.0.1:9999 2"``).
     """
     source = SocketTextSource(
         host,
@@ -275,4 +277,5 @@ def socket_text_stream(
         name=name,
         buffer_capacity=buffer_capacity,
         max_rate=max_rate,
+        default_name=f"socket {host}:{port}",
     )

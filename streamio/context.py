@@ -225,6 +225,7 @@ class StreamingContext:
         name: str | None = None,
         buffer_capacity: int | None = None,
         max_rate: float | None = None,
+        default_name: str | None = None,
     ) -> DStream[T]:
         """A stream fed by ``receiver`` (Spark's ``receiverStream``).
 
@@ -234,6 +235,9 @@ class StreamingContext:
             buffer_capacity: records its buffer holds before the receiver waits.
             max_rate: most records per second a batch takes from the buffer; the
                 rest waits for later batches (and the receiver waits).
+            default_name: the name when ``name`` is None, numbered when taken
+                (``"kafka lines 2"``): connectors name a stream after what it
+                reads. Without either, ``receiver_stream_<n>``.
         """
         if not isinstance(receiver, Receiver):
             msg = (
@@ -247,6 +251,8 @@ class StreamingContext:
         if max_rate is not None:
             rate = check_number(max_rate, "max_rate", unit="records per second")
             cap = max(1, int(rate * self._interval))
+        if name is None and default_name is not None:
+            name = self._graph.free_name(default_name)
         node = ReceiverInputNode(self._graph, receiver, buffer, cap, name)
         return DStream(self, node)
 

@@ -99,6 +99,17 @@ class Graph:
         self._names.add(name)
         return name
 
+    def free_name(self, base: str) -> str:
+        """``base`` if no stream or output is called so, else ``base 2``, ``base 3``...
+
+        For default names taken from what a source reads (``"kafka lines"``).
+        """
+        name, number = base, 1
+        while name in self._names:
+            number += 1
+            name = f"{base} {number}"
+        return name
+
     def prepare(self, zero_time: float) -> None:
         """Called at start: count each node's consumers (which decides what is
         fused) and work out how long each must remember its batches.

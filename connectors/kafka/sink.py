@@ -303,8 +303,10 @@ def kafka_sink(
     """Write ``stream``'s batches to ``topic``: ``stream.foreach_batch(KafkaSink(topic, ...))``.
 
     Returns the sink: close it (``await sink.aclose()``) once the context has
-    stopped. ``options`` are :class:`KafkaSink`'s.
+    stopped. ``options`` are :class:`KafkaSink`'s; ``name`` is the output's, by
+    default one ``foreach_batch`` gives (unique, however many sinks write to the
+    same topic).
     """
     sink: KafkaSink[R] = KafkaSink(topic, **options)
-    stream.foreach_batch(sink, name=name or f"kafka_sink({topic})")
+    stream.foreach_batch(sink, name=name)
     return sink

@@ -140,6 +140,7 @@ class KafkaSource(Receiver[KafkaRecord]):
             and pauses a partition that reached its share until the next cut
             (records beyond it stay in Kafka). The source learns the interval and
             the cuts when attached with :meth:`stream` (or :func:`kafka_stream`).
+            For a cap on the whole stream, give ``max_rate`` to :meth:`stream`.
         max_chunk_records: most records per ``getmany`` and so per stored chunk.
         broker_check_interval: after this many seconds without records, the source
             asks a broker for metadata; when none answers, it reports a retriable
@@ -259,16 +260,35 @@ class KafkaSource(Receiver[KafkaRecord]):
         *,
         name: str | None = None,
         buffer_capacity: int | None = None,
+        max_rate: float | None = None,
     ) -> DStream[KafkaRecord]:
         """The input stream of this source in ``ssc``.
 
         The source takes ``ssc``'s batch interval and listens to its batch cuts
         (for ``max_rate_per_partition``).
+
+        Args:
+            ssc: the context.
+            name: the stream's name; by default ``"kafka <topics>"`` (the topics
+                joined by commas, or the pattern), numbered when taken
+                (``"kafka lines 2"``).
+            buffer_capacity: records its buffer holds before the source waits
+                (and pauses fetching).
+            max_rate: most records per second a batch takes from the stream as a
+                whole, as in ``ssc.receiver_stream``; with
+                ``max_rate_per_partition`` both caps hold.
         """
         if self._rate is not None:
             self._rate.attach(ssc.batch_interval)
         ssc.add_listener(_BatchCuts(self))
-        return ssc.receiver_stream(self, name=name, buffer_capacity=buffer_capacity)
+        what = self._pattern if self._pattern is not None else ",".join(self._topics)
+        return ssc.receiver_stream(
+            self,
+            name=name,
+            buffer_capacity=buffer_capacity,
+            max_rate=max_rate,
+            default_name=f"kafka {what}",
+        )
 
     def _batch_cut(self) -> None:
         """A batch was cut: every partition gets its rate budget back."""
@@ -557,14 +577,16 @@ def kafka_stream(
     group_id: str | None,
     name: str | None = None,
     buffer_capacity: int | None = None,
+    max_rate: float | None = None,
     **options: Any,
 ) -> DStream[KafkaRecord]:
     """A stream of :class:`KafkaRecord` from ``topics`` (names or a ``re.Pattern``).
 
     ``options`` are :class:`KafkaSource`'s (``bootstrap_servers``,
     ``auto_offset_reset``, deserializers, ``max_rate_per_partition``, aiokafka
-    consumer options...). ``name`` and ``buffer_capacity`` are the stream's, as in
-    ``ssc.receiver_stream``.
+    consumer options...). ``name``, ``buffer_capacity`` and ``max_rate`` (records
+    per second of the whole stream) are the stream's, as in
+    :meth:`KafkaSource.stream`.
     """
     source = KafkaSource(topics, group_id=group_id, **options)
-    return source.stream(ssc, name=name, buffer_capacity=buffer_capacity)
+    return source.stream(ssc, name=name, buffer_capacity=buffer_capacity, max_rate=max_rate)

@@ -347,6 +347,13 @@ def test_directory_source_invalid_arguments(kwargs, incoming):
         DirectorySource(**arguments)
 
 
+def test_streams_are_named_after_the_directory_unless_named(incoming):
+    ssc = StreamingContext(batch_interval=1.0)
+    assert text_file_stream(ssc, incoming).name == f"files {incoming}"
+    assert text_file_stream(ssc, str(incoming)).name == f"files {incoming} 2"
+    assert text_file_stream(ssc, incoming, name="logs").name == "logs"
+
+
 def test_file_ids_compare_by_value():
     assert FileId("a", 1, 2) == FileId("a", 1, 2)
     assert FileId("a", 1, 2) != FileId("a", 1, 3)

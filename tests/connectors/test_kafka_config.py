@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 import socket
 
 import anyio
@@ -20,6 +21,8 @@ from streamio.connectors.kafka import (
     TopicPartition,
     deserialize_json,
     deserialize_str,
+    kafka_sink,
+    kafka_stream,
     serialize_bytes,
     serialize_json,
     serialize_str,
@@ -131,6 +134,36 @@ def test_source_arguments_are_checked_when_it_is_made(kwargs, message):
     kwargs = {"group_id": "g", **kwargs}
     with pytest.raises(ConfigurationError, match=message):
         KafkaSource("topic", **kwargs)
+
+
+def test_streams_are_named_after_what_they_read_unless_named():
+    ssc = StreamingContext(batch_interval=1.0)
+    servers = {"bootstrap_servers": "kafka:9092"}
+    assert kafka_stream(ssc, "lines", group_id="g", **servers).name == "kafka lines"
+    assert kafka_stream(ssc, "lines", group_id="g", **servers).name == "kafka lines 2"
+    assert kafka_stream(ssc, ["a", "b"], group_id=None, **servers).name == "kafka a,b"
+    pattern = re.compile("logs-.*")
+    assert KafkaSource(pattern, group_id=None).stream(ssc).name == "kafka logs-.*"
+    assert kafka_stream(ssc, "lines", group_id="g", name="mine", **servers).name == "mine"
+    with pytest.raises(ConfigurationError, match="already used"):
+        kafka_stream(ssc, "other", group_id="g", name="kafka lines", **servers)
+
+
+def test_kafka_stream_takes_a_rate_for_the_whole_stream():
+    ssc = StreamingContext(batch_interval=1.0)
+    with pytest.raises(ConfigurationError, match=r"max_rate must be .* records per second"):
+        kafka_stream(ssc, "lines", group_id="g", max_rate=0)
+    kafka_stream(ssc, "lines", group_id="g", max_rate=100.0, max_rate_per_partition=10.0)
+
+
+def test_two_sinks_to_one_topic_get_names_of_their_own():
+    ssc = StreamingContext(batch_interval=1.0)
+    stream = ssc.queue_stream([[b"a"]])
+    kafka_sink(stream, "counts", bootstrap_servers="kafka:9092")
+    kafka_sink(stream, "counts", bootstrap_servers="kafka:9092")  # no name clash
+    kafka_sink(stream, "counts", name="counts out", bootstrap_servers="kafka:9092")
+    with pytest.raises(ConfigurationError, match="'counts out' is already used"):
+        stream.foreach_batch(ListSink(), name="counts out")
 
 
 @pytest.mark.parametrize("topics", ["", [], ["ok", ""], [3]])

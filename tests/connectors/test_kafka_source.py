@@ -366,6 +366,25 @@ async def test_max_rate_per_partition_caps_each_batch(kafka):
         assert offsets == list(range(25))
 
 
+async def test_max_rate_caps_the_stream_and_max_rate_per_partition_each_partition(kafka):
+    topic = await kafka.topic(partitions=2)
+    await kafka.produce(topic, values(0, 50, partitions=2))  # 25 per partition
+    sink: ListSink[KafkaRecord] = ListSink()
+    # the source stores 10 per partition per batch; a batch takes 15 of them, the
+    # rest waits in the buffer
+    source = source_for(kafka, topic, None, max_rate_per_partition=10.0)
+    async with context() as ssc:
+        source.stream(ssc, max_rate=15.0).foreach_batch(sink)
+        await ssc.start()
+        for total in (20, 40, 50, 50):
+            await received(source, total)
+            await step(ssc)
+    assert [len(records) for _, records in sink.batches] == [15, 15, 15, 5]
+    for partition in (0, 1):
+        offsets = [r.offset for r in sink.records if r.partition == partition]
+        assert offsets == list(range(25))
+
+
 async def test_a_full_buffer_pauses_fetching_and_nothing_is_lost(kafka):
     topic = await kafka.topic()
     await kafka.produce(topic, values(0, 10))

@@ -437,6 +437,14 @@ def test_invalid_arguments_raise_configuration_error(kwargs):
         SocketTextSource(**arguments)
 
 
+def test_streams_are_named_after_the_address_unless_named():
+    ssc = StreamingContext(batch_interval=1.0)
+    assert socket_text_stream(ssc, HOST, 9999).name == "socket 127.0.0.1:9999"
+    assert socket_text_stream(ssc, HOST, 9999).name == "socket 127.0.0.1:9999 2"
+    assert socket_text_stream(ssc, "localhost", 9998).name == "socket localhost:9998"
+    assert socket_text_stream(ssc, HOST, 9999, name="lines").name == "lines"
+
+
 async def test_source_works_as_an_async_context_manager(server):
     source = SocketTextSource(HOST, server.port)
     async with source:
