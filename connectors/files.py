@@ -8,14 +8,19 @@ Directory source
     batch. Writers must make files appear complete, as Spark requires: write the
     file elsewhere (another directory of the same file system, or a name starting
     with ``"."``, which the source always ignores) and rename it in with
-    ``os.replace``. A file written in place may be read half-written, and a file
-    that changes after it was read counts as a new file and is read again whole.
+    ``os.replace``. A file written in place may be read half-written.
 
-    A file's identity is ``FileId(name, size, mtime_ns)``; it is the source
-    position, so a file is *committed* once every output of the batch holding its
-    last line has finished. Give ``ledger=`` (the path of a small JSON file) to
-    keep the committed files across restarts of your program: on start, every
-    file of the directory that the ledger does not list is read, so files whose
+    As in Spark's ``textFileStream``, a file is processed once: later changes to
+    a processed file (an append, a rewrite, another file renamed over it) are
+    ignored, so nothing is read twice. Give every new file a new name. A name is
+    forgotten once a scan finds it gone, so a file that is deleted and later
+    created again under that name is read as a new file.
+
+    A processed file is recorded as ``FileId(name, size, mtime_ns)``, as it was
+    when read. It is *committed* once every output of the batch holding its last
+    line has finished. Give ``ledger=`` (the path of a small JSON file) to keep
+    the committed files across restarts of your program: on start, every file of
+    the directory whose name the ledger does not list is read, so files whose
     batches did not finish before a crash are read again (at least once) and
     committed files are never read twice. ``include_existing`` only decides what
     happens to the files present at the very first start (no ledger file yet, or
@@ -80,7 +85,8 @@ _LEDGER_VERSION = 1
 
 
 class FileId(NamedTuple):
-    """What identifies one file of a watched directory: it is read once per identity."""
+    """A file of a watched directory as it was when read. The source reads each
+    name once: a later change to the file gives another ``FileId`` but is ignored."""
 
     name: str
     size: int
@@ -127,7 +133,8 @@ class DirectorySource(Receiver[str]):
             change was reported.
 
     Each file is read whole into memory, then stored with one ``put_many``; the
-    stream's buffer bounds how many lines wait for batches.
+    stream's buffer bounds how many lines wait for batches. Each name is read
+    once, as Spark does: later changes to a processed file are ignored.
 
     Raises:
         ConfigurationError: for an invalid argument, or when ``watchfiles`` is
@@ -173,8 +180,9 @@ class DirectorySource(Receiver[str]):
         self._errors = errors
         self._rescan_ms = max(1, round(rescan_interval * 1000))
         self._opened = False
-        self._done: set[FileId] = set()  # committed, or ignored at the first start
-        self._queued: set[FileId] = set()  # stored, waiting for their batch's commit
+        # by name: committed, or ignored at the first start
+        self._done: dict[str, FileId] = {}
+        self._queued: set[str] = set()  # stored, waiting for their batch's commit
         self._pending: dict[int, FileId] = {}  # position -> file, in storing order
         self._sequence = 0
         self._ledger_lock = anyio.Lock()
@@ -184,8 +192,9 @@ class DirectorySource(Receiver[str]):
 
     @property
     def processed(self) -> frozenset[FileId]:
-        """The files done with: committed, or ignored at the first start."""
-        return frozenset(self._done)
+        """The files done with (as they were when read): committed, or ignored at
+        the first start."""
+        return frozenset(self._done.values())
 
     def matches(self, name: str) -> bool:
         """Whether a file of this name is one to read: it matches, it is not hidden
@@ -209,10 +218,10 @@ class DirectorySource(Receiver[str]):
             loaded = await anyio.to_thread.run_sync(self._load_ledger)
             if loaded is not None:
                 fresh = False
-                self._done.update(loaded)
+                self._done.update((file.name, file) for file in loaded)
         if fresh and not self.include_existing:
             existing = await anyio.to_thread.run_sync(self._scan)
-            self._done.update(existing)
+            self._done.update((file.name, file) for file in existing)
             if self.ledger is not None:
                 await self._save_ledger()
         self._opened = True
@@ -248,8 +257,8 @@ class DirectorySource(Receiver[str]):
             return
         for seq in finished:
             file = self._pending.pop(seq)
-            self._queued.discard(file)
-            self._done.add(file)
+            self._queued.discard(file.name)
+            self._done[file.name] = file
         if self.ledger is not None:
             await self._save_ledger()
 
@@ -292,21 +301,22 @@ class DirectorySource(Receiver[str]):
 
     async def _store_new_files(self, output: ReceiverOutput[str]) -> None:
         listing = await anyio.to_thread.run_sync(self._scan)
-        # forget files that left the directory (or were replaced): the set and the
-        # ledger only ever list what is there
-        self._done.intersection_update(listing)
+        # forget the names that left the directory: the ledger only ever lists
+        # what is there, and a file created again under such a name is new
+        present = {file.name for file in listing}
+        for name in self._done.keys() - present:
+            del self._done[name]
         for listed in listing:
-            if listed in self._done or listed in self._queued:
-                continue
-            read = await anyio.to_thread.run_sync(self._read, listed.name)
+            name = listed.name
+            if name in self._done or name in self._queued:
+                continue  # processed: a later change is ignored
+            read = await anyio.to_thread.run_sync(self._read, name)
             if read is None:  # gone since the scan
                 continue
-            file, lines = read  # its identity when read (a writer may still be at it)
-            if file in self._done or file in self._queued:
-                continue
+            file, lines = read  # as it was when read (a writer may still be at it)
             self._sequence += 1
             self._pending[self._sequence] = file
-            self._queued.add(file)
+            self._queued.add(name)
             logger.debug("%s: %d lines from %s", self, len(lines), file.name)
             await output.put_many(lines, position=self._sequence)
 
@@ -375,7 +385,7 @@ class DirectorySource(Receiver[str]):
 
     async def _save_ledger(self) -> None:
         async with self._ledger_lock:
-            files = sorted(self._done)
+            files = sorted(self._done.values())
             data = {
                 "version": _LEDGER_VERSION,
                 "directory": self._directory,

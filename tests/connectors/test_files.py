@@ -263,7 +263,45 @@ async def test_a_ledger_in_the_watched_directory_is_not_read(incoming):
     assert (incoming / "ledger.json").is_file()
 
 
-async def test_a_file_replaced_under_the_same_name_is_read_again(incoming):
+async def test_a_processed_file_is_not_read_again_when_it_changes(incoming, tmp_path):
+    ledger = tmp_path / "ledger.json"
+    sink = ListSink()
+    async with context() as ssc:
+        source = DirectorySource(incoming, ledger=ledger)
+        lines = ssc.receiver_stream(source)
+        lines.foreach_batch(sink)
+        await ssc.start()
+        drop_file(incoming, "report", ["v1"])
+        await wait_buffered(lines, 1)
+        await step(ssc)
+        with (incoming / "report").open("a") as f:  # appended to in place
+            f.write("appended\n")
+        drop_file(incoming, "other", ["other"])  # the scan that finds it sees both
+        await wait_buffered(lines, 1)
+        await step(ssc)
+        drop_file(incoming, "report", ["version 2"])  # another file renamed over it
+        drop_file(incoming, "third", ["third"])
+        await wait_buffered(lines, 1)
+        await step(ssc)
+        processed = {file.name: file.size for file in source.processed}
+    assert sink.batches == [(1.0, ["v1"]), (2.0, ["other"]), (3.0, ["third"])]
+    assert processed == {"report": len("v1\n"), "other": 6, "third": 6}  # as read
+    saved = {name: size for name, size, _ in json.loads(ledger.read_text())["files"]}
+    assert saved == processed
+
+    # after a restart, the ledger still says "report" is done
+    again = ListSink()
+    async with context() as ssc:
+        lines = text_file_stream(ssc, incoming, ledger=ledger)
+        lines.foreach_batch(again)
+        await ssc.start()
+        drop_file(incoming, "fourth", ["fourth"])
+        await wait_buffered(lines, 1)
+        await step(ssc)
+    assert again.batches == [(1.0, ["fourth"])]
+
+
+async def test_a_name_that_left_the_directory_is_new_when_it_comes_back(incoming):
     sink = ListSink()
     async with context() as ssc:
         source = DirectorySource(incoming)
@@ -273,12 +311,15 @@ async def test_a_file_replaced_under_the_same_name_is_read_again(incoming):
         drop_file(incoming, "report", ["v1"])
         await wait_buffered(lines, 1)
         await step(ssc)
-        drop_file(incoming, "report", ["version 2"])  # another size: another file
+        (incoming / "report").unlink()
+        drop_file(incoming, "other", ["other"])  # a scan after the deletion
         await wait_buffered(lines, 1)
         await step(ssc)
-        ((name, size, _),) = source.processed
-    assert sink.batches == [(1.0, ["v1"]), (2.0, ["version 2"])]
-    assert (name, size) == ("report", len("version 2\n"))
+        assert {file.name for file in source.processed} == {"other"}
+        drop_file(incoming, "report", ["v2"])
+        await wait_buffered(lines, 1)
+        await step(ssc)
+    assert sink.batches == [(1.0, ["v1"]), (2.0, ["other"]), (3.0, ["v2"])]
 
 
 async def test_undecodable_file_fails_loudly_naming_it(incoming):
