@@ -63,11 +63,25 @@ class SocketTextSource(Receiver[str]):
             ``run`` raises (the context then restarts the receiver, or stops once
             its restarts are used up); ``None`` (the default) retries for ever.
         connect_timeout: seconds one connection attempt may take.
+        max_line_length: the longest line, in characters (1 Mi by default); see
+            below.
 
     A line is complete when its separator arrives; a partial line is kept for
     the next read. When the server closes the connection, the last partial line
     is stored as a line (the server finished it by closing); when the context
     stops, a partial line in hand is dropped.
+
+    A line longer than ``max_line_length`` is stored in pieces of that length,
+    each as soon as it is complete (the separator and a ``"\r"`` before it do not
+    count): a server that never sends a separator cannot make the receiver hold
+    more than about one piece and one read. Nothing is dropped, but such a line
+    is no longer one record, so each one is counted in :attr:`lines_split` and
+    reported to the listeners (``on_receiver_error``: a ConnectorError naming
+    the option, with ``info.extra["lines_split"]``, the count so far).
+
+    Attributes:
+        lines_split: how many lines were longer than ``max_line_length`` and
+            stored in pieces, since the source was made.
 
     Raises:
         ConfigurationError: for an invalid argument.
@@ -88,6 +102,7 @@ class SocketTextSource(Receiver[str]):
         max_backoff: float = 10.0,
         max_reconnects: int | None = None,
         connect_timeout: float = 10.0,
+        max_line_length: int = 1 << 20,
     ) -> None:
         if not isinstance(host, str) or not host:
             raise ConfigurationError(f"host must be a non-empty string, not {host!r}")
@@ -107,18 +122,20 @@ class SocketTextSource(Receiver[str]):
         if max_reconnects is not None:
             check_whole_number(max_reconnects, "max_reconnects (or None)", minimum=0)
         check_number(connect_timeout, "connect_timeout")
+        check_whole_number(max_line_length, "max_line_length (characters)")
         self.host = host
         self.port = port
         self._encoding = encoding
         self._errors = errors
         self._separator = separator
-        self._strip_cr = separator == "\n"
         self._read_size = read_size
         self._backoff = float(reconnect_backoff)
         self._max_backoff = float(max_backoff)
         self._max_reconnects = max_reconnects
         self._connect_timeout = float(connect_timeout)
+        self._max_line = max_line_length
         self._stream: anyio.abc.SocketStream | None = None
+        self.lines_split = 0
 
     @property
     def address(self) -> tuple[str, int]:
@@ -194,33 +211,16 @@ class SocketTextSource(Receiver[str]):
 
         Returns the error that ended it and whether anything was received.
         """
-        separator, strip_cr = self._separator, self._strip_cr
-        probe_length = len(separator) - 1  # a separator may straddle two reads
+        lines = _Lines(self._separator, self._max_line)
         decoder = codecs.getincrementaldecoder(self._encoding)(self._errors)
-        pending: list[str] = []  # the text of the current partial line, in pieces
-        tail = ""  # its last probe_length characters
         received = False
         try:
             while True:
                 data = await stream.receive(self._read_size)
                 received = True
-                text = decoder.decode(data)
-                probe = tail + text if probe_length else text
-                if separator not in probe:
-                    if text:
-                        pending.append(text)
-                        tail = probe[-probe_length:] if probe_length else ""
-                    continue
-                if pending:
-                    pending.append(text)
-                    text = "".join(pending)
-                lines = text.split(separator)
-                last = lines.pop()
-                pending = [last] if last else []
-                tail = last[-probe_length:] if probe_length else ""
-                if strip_cr:
-                    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-                await output.put_many(lines)
+                complete = lines.feed(decoder.decode(data))
+                if complete:
+                    await self._store(output, complete, lines)
         except anyio.EndOfStream:
             error = ConnectorError(f"{self.host}:{self.port} closed the connection", retriable=True)
         except (OSError, anyio.BrokenResourceError) as exc:
@@ -228,12 +228,116 @@ class SocketTextSource(Receiver[str]):
                 f"connection to {self.host}:{self.port} lost: {exc!r}", retriable=True
             )
             error.__cause__ = exc
-        last = "".join(pending) + decoder.decode(b"", final=True)
+        last = lines.finish(decoder.decode(b"", final=True))
         if last:
-            if strip_cr and last.endswith("\r"):
-                last = last[:-1]
-            await output.put_many([last])
+            await self._store(output, last, lines)
         return error, received
+
+    async def _store(self, output: ReceiverOutput[str], chunk: list[str], lines: _Lines) -> None:
+        """Store a chunk of lines; count and report the lines that were cut."""
+        for _ in range(lines.take_cut()):
+            self.lines_split += 1
+            error = ConnectorError(
+                f"a line from {self.host}:{self.port} is longer than max_line_length "
+                f"({self._max_line} characters): it is stored in pieces of that length "
+                "(raise max_line_length to keep such lines whole)",
+                retriable=True,
+            )
+            logger.warning("%s: %s", self, error)
+            await output.report_error(error, address=self.address, lines_split=self.lines_split)
+        await output.put_many(chunk)
+
+
+class _Lines:
+    """Cuts the text of one connection into lines: keeps the partial line between
+    reads, and cuts a line longer than ``limit`` into pieces of that length."""
+
+    def __init__(self, separator: str, limit: int) -> None:
+        self._separator = separator
+        self._strip_cr = separator == "\n"  # "\r\n" line ends too
+        self._probe_length = len(separator) - 1  # a separator may straddle two reads
+        self._limit = limit
+        # what a partial line may hold beyond the limit: the start of a separator
+        # (and a "\r") that may still end it
+        self._allowance = self._probe_length + self._strip_cr
+        self._pending: list[str] = []  # the text of the current partial line, in pieces
+        self._pending_length = 0
+        self._tail = ""  # its last probe_length characters
+        self._cutting = False  # the current line is being stored in pieces
+        self._cut = 0
+
+    def take_cut(self) -> int:
+        """How many lines were cut since the last call."""
+        cut, self._cut = self._cut, 0
+        return cut
+
+    def feed(self, text: str) -> list[str]:
+        """The lines (or pieces of lines) that ``text``, the next decoded read, completes."""
+        separator, probe_length = self._separator, self._probe_length
+        probe = self._tail + text if probe_length else text
+        if separator not in probe:
+            if text:
+                self._pending.append(text)
+                self._pending_length += len(text)
+                self._tail = probe[-probe_length:] if probe_length else ""
+                if self._pending_length > self._limit + self._allowance:
+                    return self._pieces_of_pending()
+            return []
+        if self._pending:
+            self._pending.append(text)
+            text = "".join(self._pending)
+        lines = text.split(separator)
+        last = lines.pop()
+        self._pending = [last] if last else []
+        self._pending_length = len(last)
+        self._tail = last[-probe_length:] if probe_length else ""
+        if self._strip_cr:
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        if max(map(len, lines)) > self._limit:
+            lines = self._cut_long(lines)
+        self._cutting = False
+        return lines
+
+    def finish(self, text: str) -> list[str]:
+        """The partial line, ended by the end of the stream (``text``: what the
+        decoder held back)."""
+        last = "".join(self._pending) + text
+        self._pending, self._pending_length, self._tail = [], 0, ""
+        if self._strip_cr and last.endswith("\r"):
+            last = last[:-1]
+        lines = [last] if last else []
+        if len(last) > self._limit:
+            lines = self._cut_long(lines)
+        self._cutting = False
+        return lines
+
+    def _pieces_of_pending(self) -> list[str]:
+        """The complete pieces of the partial line, which is too long: it keeps
+        what may still be followed by its separator."""
+        limit, keep = self._limit, self._limit + self._allowance
+        rest = "".join(self._pending)
+        pieces = []
+        while len(rest) > keep:
+            pieces.append(rest[:limit])
+            rest = rest[limit:]
+        self._pending, self._pending_length = [rest], len(rest)
+        if not self._cutting:
+            self._cutting = True
+            self._cut += 1
+        return pieces
+
+    def _cut_long(self, lines: list[str]) -> list[str]:
+        """``lines`` with each one longer than the limit cut into pieces."""
+        limit = self._limit
+        pieces: list[str] = []
+        for number, line in enumerate(lines):
+            if len(line) <= limit:
+                pieces.append(line)
+                continue
+            pieces.extend(line[start : start + limit] for start in range(0, len(line), limit))
+            if number or not self._cutting:  # the first may be counted already
+                self._cut += 1
+        return pieces
 
 
 def socket_text_stream(
@@ -249,6 +353,7 @@ def socket_text_stream(
     max_backoff: float = 10.0,
     max_reconnects: int | None = None,
     connect_timeout: float = 10.0,
+    max_line_length: int = 1 << 20,
     name: str | None = None,
     buffer_capacity: int | None = None,
     max_rate: float | None = None,
@@ -271,6 +376,7 @@ def socket_text_stream(
         max_backoff=max_backoff,
         max_reconnects=max_reconnects,
         connect_timeout=connect_timeout,
+        max_line_length=max_line_length,
     )
     return ssc.receiver_stream(
         source,

@@ -222,6 +222,90 @@ async def test_custom_separator_encoding_and_long_lines(server):
     assert sink.batches == [(1.0, ["a\r", "b", long_line])]
 
 
+@pytest.mark.parametrize("read_size", [3, 64])
+async def test_lines_longer_than_max_line_length_are_stored_in_pieces_and_counted(
+    server, read_size
+):
+    listener = ReceiverEvents()
+    sink = ListSink()
+    source = SocketTextSource(HOST, server.port, max_line_length=4, read_size=read_size)
+    async with context() as ssc:
+        ssc.add_listener(listener)
+        lines = ssc.receiver_stream(source)
+        lines.foreach_batch(sink)
+        await ssc.start()
+        conn = await server.accept()
+        # at most 4 characters a line, the line end aside: the same pieces whether
+        # a line arrives in one read or in many
+        await conn.send(b"abcd\r\nabcdefghij\nxy\n")
+        await wait_buffered(lines, 5)
+        await conn.send(b"0123456789" * 2)
+        await wait_buffered(lines, 9)  # complete pieces are stored before the line ends
+        conn.close()  # the end of the stream ends the last line
+        await listener.wait_errors(3)
+        await step(ssc)
+    assert sink.batches == [
+        (1.0, ["abcd", "abcd", "efgh", "ij", "xy", "0123", "4567", "8901", "2345", "6789"])
+    ]
+    assert source.lines_split == 2
+    cut = [info for info in listener.errors if "max_line_length" in str(info.error)]
+    assert [info.extra["lines_split"] for info in cut] == [1, 2]
+    assert all(isinstance(info.error, ConnectorError) for info in cut)
+    assert "(4 characters)" in str(cut[0].error)
+
+
+async def test_a_separator_straddling_the_limit_still_ends_its_line(server):
+    sink = ListSink()
+    async with context() as ssc:
+        lines = socket_text_stream(ssc, HOST, server.port, separator="||", max_line_length=3)
+        lines.foreach_batch(sink)
+        await ssc.start()
+        conn = await server.accept()
+        await conn.send(b"abc|")
+        await conn.send(b"|d||")  # the line of exactly 3 characters ends here
+        await wait_buffered(lines, 2)
+        await step(ssc)
+    assert sink.batches == [(1.0, ["abc", "d"])]
+
+
+async def test_a_hostile_server_without_newlines_keeps_memory_bounded(server):
+    limit = 1 << 20  # the default max_line_length
+    total = 40 * limit  # 40 MiB, no newline
+    block = b"x" * 65536
+    listener = ReceiverEvents()
+    sink = ListSink()
+
+    async def flood(conn: Connection) -> None:
+        for _ in range(total // len(block)):
+            await conn.send(block)
+        conn.close()
+
+    tracemalloc.start()
+    try:
+        async with context(buffer_capacity=2) as ssc, anyio.create_task_group() as tg:
+            ssc.add_listener(listener)
+            lines = socket_text_stream(ssc, HOST, server.port)
+            lines.map(len).foreach_batch(sink)
+            await ssc.start()
+            conn = await server.accept()
+            tracemalloc.reset_peak()
+            tg.start_soon(flood, conn)
+            with anyio.fail_after(HANG_GUARD * 6):
+                while sum(sink.records) < total:
+                    count = min(2, (total - sum(sink.records)) // limit)
+                    await lines.wait_for_buffer(lambda stats, count=count: stats.used >= count)
+                    await step(ssc)
+            peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sink.records == [limit] * 40  # every character, in pieces of the limit
+    # a few pieces (buffer, partial line, its join, reads in flight): about 5 MiB on
+    # asyncio's loop, 9 on uvloop (larger reads); the whole line would take 80
+    assert peak < 16 * limit
+    cut = [info for info in listener.errors if "max_line_length" in str(info.error)]
+    assert [info.extra["lines_split"] for info in cut] == [1]
+
+
 # -- the server goes away ---------------------------------------------------------------
 
 
@@ -429,6 +513,7 @@ async def test_a_fast_server_is_throttled_by_tcp_and_memory_stays_bounded(server
         {"reconnect_backoff": 2.0, "max_backoff": 1.0},
         {"max_reconnects": -1},
         {"connect_timeout": 0},
+        {"max_line_length": 0},
     ],
 )
 def test_invalid_arguments_raise_configuration_error(kwargs):
