@@ -293,7 +293,8 @@ class _Lines:
         self._tail = last[-probe_length:] if probe_length else ""
         if self._strip_cr:
             lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-        if max(map(len, lines)) > self._limit:
+        # a line is never longer than the text it is part of
+        if len(text) > self._limit and max(map(len, lines)) > self._limit:
             lines = self._cut_long(lines)
         self._cutting = False
         return lines
