@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import random
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 from aiokafka import AIOKafkaProducer
 from aiokafka import errors as kafka_errors
+from aiokafka.partitioner import DefaultPartitioner
 
 from streamio.abc import Sink
 from streamio.errors import ConfigurationError, ConnectorError
@@ -48,7 +50,14 @@ class KafkaSink(Sink[R]):
     the key, value, headers, partition or timestamp from each record, for example
     ``key=operator.itemgetter(0), value=operator.itemgetter(1)`` for ``(key, value)``
     pairs. Records with the same key go to the same partition (Kafka's default
-    partitioner, murmur2 of the key bytes, as the Java client).
+    partitioner, murmur2 of the key bytes, as the Java client; a ``partitioner``
+    producer option replaces it); records with neither key nor partition fill a
+    record batch of one partition, then of another (Kafka's sticky partitioner).
+
+    A batch is written in record batches, one per partition (up to the producer's
+    ``max_batch_size`` bytes each), each handed to the producer with one await,
+    rather than one send per record: about three times the speed of an aiokafka
+    loop awaiting ``send`` for every record (``benchmarks/kafka_sink.py``).
 
     The producer is started in the running event loop at the first batch (or by
     :meth:`start`) and closed by :meth:`aclose`; the sink is an async context
@@ -66,7 +75,8 @@ class KafkaSink(Sink[R]):
             (default: no key, the record itself as value).
         headers: a function of a record giving ``(name, bytes)`` pairs (or a dict).
         partition: a function of a record giving its partition (None: the
-            partitioner's choice).
+            partitioner's choice); a partition the topic does not have fails the
+            batch.
         timestamp_ms: a function of a record giving its timestamp in milliseconds
             (None: the producer's time).
         key_serializer, value_serializer: ``"bytes"`` (bytes-like values as they
@@ -144,6 +154,9 @@ class KafkaSink(Sink[R]):
         self._enable_idempotence = bool(enable_idempotence)
         self._transactional_id = transactional_id
         self._config = dict(producer_config)
+        # the sink picks each record's partition itself, to fill one batch per partition
+        self._partitioner = self._config.get("partitioner") or DefaultPartitioner()
+        self._sticky = "partitioner" not in self._config
         self._producer: AIOKafkaProducer | None = None
         self._lock: anyio.Lock | None = None
         self._closed = False
@@ -274,23 +287,52 @@ class KafkaSink(Sink[R]):
     async def _send_all(
         self, producer: AIOKafkaProducer, messages: list[tuple[Any, Any, Any, Any, Any]]
     ) -> None:
-        """Queue every message, then wait for every acknowledgement; raise the first error."""
-        topic, send = self._topic, producer.send
+        """Append the messages to one record batch per partition, hand each batch to
+        the producer when it is full and the rest at the end, then wait for every
+        delivery; raise the first error.
+
+        One await per batch of ``max_batch_size`` bytes, not per record. Records
+        with a key go to the partition the partitioner gives their key bytes (the
+        default: murmur2, as the Java client); records with neither key nor
+        partition fill a batch of one partition chosen at random, then of another
+        (Kafka's sticky partitioner).
+        """
+        topic = self._topic
+        partitions = sorted(await producer.partitions_for(topic))
+        known = frozenset(partitions)
+        partitioner = self._partitioner
+        builders: dict[int, Any] = {}
         futures: list[asyncio.Future[Any]] = []
+        sticky = random.choice(partitions)
         try:
-            for key, value, headers, partition, timestamp in messages:
-                futures.append(
-                    await send(
-                        topic,
-                        value=value,
-                        key=key,
-                        partition=partition,
-                        timestamp_ms=timestamp,
-                        headers=headers,
-                    )
-                )
+            for key, value, headers, given, timestamp in messages:
+                if given is not None:
+                    if given not in known:
+                        msg = (
+                            f"partition {given!r} of {topic!r} does not exist (it has "
+                            f"{len(partitions)}: 0 to {len(partitions) - 1})"
+                        )
+                        raise ConnectorError(msg, retriable=False)
+                    partition = given
+                elif key is None and self._sticky:
+                    partition = sticky
+                else:
+                    partition = partitioner(key, partitions, partitions)
+                builder = builders.get(partition)
+                if builder is None:
+                    builder = builders[partition] = producer.create_batch()
+                added = builder.append(key=key, value=value, timestamp=timestamp, headers=headers)
+                if added is None:
+                    # full: send it, start another (the first record always fits)
+                    futures.append(await producer.send_batch(builder, topic, partition=partition))
+                    builder = builders[partition] = producer.create_batch()
+                    builder.append(key=key, value=value, timestamp=timestamp, headers=headers)
+                    if partition == sticky and key is None:
+                        sticky = random.choice(partitions)
+            for partition, builder in builders.items():
+                futures.append(await producer.send_batch(builder, topic, partition=partition))
         finally:
-            # every queued message is waited for, so no delivery error goes unseen
+            # every batch handed over is waited for, so no delivery error goes unseen
             results = await asyncio.gather(*futures, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):

@@ -146,6 +146,39 @@ async def test_sink_lifecycle_lazy_start_idempotent_close(kafka):
     assert [r.value for r in await kafka.read(topic, 2)] == [b"one", b"two"]
 
 
+async def test_records_go_in_record_batches_per_partition_in_order(kafka):
+    topic = await kafka.topic(partitions=3)
+    servers = kafka.bootstrap_servers
+    values = [b"%04d" % n + b"." * 46 for n in range(1000)]  # 50 bytes each
+    # max_batch_size of 1 KiB: a thousand records make dozens of record batches
+    async with KafkaSink(topic, bootstrap_servers=servers, max_batch_size=1024) as sink:
+        await sink(1.0, values)  # neither key nor partition: sticky partitions
+    assert sink.records_sent == 1000
+    records = await kafka.read(topic, 1000)
+    assert sorted(r.value for r in records) == values
+    for partition in range(3):
+        mine = [r.value for r in records if r.partition == partition]
+        assert mine == sorted(mine)  # in the order sent
+
+    await kafka.produce(topic, [{"key": b"k1", "value": b"raw"}])  # aiokafka's partitioner
+    async with KafkaSink(
+        topic,
+        bootstrap_servers=servers,
+        key=operator.itemgetter(0),
+        value=operator.itemgetter(1),
+        partition=lambda pair: 2 if pair[0] is None else None,
+    ) as sink:
+        await sink(2.0, [(b"k1", b"sink"), (None, b"two")])
+    partitions = {r.value: r.partition for r in await kafka.read(topic, 1003)}
+    assert partitions[b"sink"] == partitions[b"raw"]  # a key's partition, as aiokafka's
+    assert partitions[b"two"] == 2
+
+    async with KafkaSink(topic, bootstrap_servers=servers, partition=lambda _: 7) as sink:
+        with pytest.raises(ConnectorError, match=r"partition 7 of .* does not exist") as info:
+            await sink(3.0, [b"x"])
+    assert not info.value.retriable
+
+
 async def test_a_record_the_serializer_refuses_fails_the_batch_naming_the_option(kafka):
     topic = await kafka.topic()
     async with KafkaSink(topic, bootstrap_servers=kafka.bootstrap_servers) as sink:
