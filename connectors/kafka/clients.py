@@ -5,10 +5,10 @@ they send out of the logs."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
+import anyio
 from aiokafka.protocol.admin import SaslAuthenticateRequest_v0, SaslAuthenticateRequest_v1
 
 __all__ = ["close_quietly"]
@@ -46,22 +46,36 @@ if not any(isinstance(f, _RedactSaslTokens) for f in _CONNECTION_LOGGER.filters)
     _CONNECTION_LOGGER.addFilter(_RedactSaslTokens())
 
 
-async def close_quietly(client: Any, owner: object) -> None:
-    """``client.stop()`` (an aiokafka consumer or producer), best effort.
+# How long closing a client may take: a producer flushes what it holds, a consumer
+# leaves its group; with the broker gone either would wait for its own timeouts.
+CLOSE_TIMEOUT = 10.0
+
+
+async def close_quietly(client: Any, owner: object, limit: float = CLOSE_TIMEOUT) -> None:
+    """``client.stop()`` (an aiokafka consumer or producer), best effort, within
+    ``limit`` seconds, shielded from the caller's cancellation.
 
     With the broker gone, aiokafka's stop() can raise a CancelledError that is not
     a cancellation of the caller (it awaits fetch or send tasks it has just
-    cancelled, one of them asleep in a retry backoff), and then skips closing its
-    connections. So stop() runs in a task of its own, whose error cannot pass for
-    the caller's, and the connections are closed after it in that case. A member
-    that could not leave its group is timed out by the broker.
+    cancelled, one of them asleep in a retry backoff). So stop() runs in a task of
+    its own, where such an error is told apart from a real cancellation of that
+    task (``Task.cancelling()``) and logged rather than passed on. A member that
+    could not leave its group is timed out by the broker.
     """
-    stopping = asyncio.ensure_future(client.stop())
-    await asyncio.wait([stopping])
-    if stopping.cancelled() or stopping.exception() is not None:
-        error = "cancelled" if stopping.cancelled() else repr(stopping.exception())
-        logger.debug("%r: error while closing the Kafka client: %s", owner, error)
-        connections = getattr(client, "_client", None)  # aiokafka's AIOKafkaClient
-        if connections is not None:
-            with contextlib.suppress(Exception):
-                await connections.close()
+
+    async def stop() -> None:
+        try:
+            await client.stop()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            logger.debug("%r: the Kafka client's stop() was interrupted", owner)
+        except Exception as exc:
+            logger.debug("%r: error while closing the Kafka client: %r", owner, exc)
+
+    with anyio.CancelScope(shield=True), anyio.move_on_after(limit) as deadline:
+        async with anyio.create_task_group() as closing:
+            closing.start_soon(stop)
+    if deadline.cancelled_caught:
+        logger.warning("%r: closing the Kafka client took over %ss; abandoned", owner, limit)

@@ -219,8 +219,7 @@ class KafkaSink(Sink[R]):
             try:
                 await producer.start()
             except BaseException as exc:
-                with anyio.CancelScope(shield=True):
-                    await close_quietly(producer, self)
+                await close_quietly(producer, self)
                 if isinstance(exc, Exception):
                     raise self._start_error(exc) from exc
                 raise
