@@ -250,7 +250,7 @@ class _StreamingLinearAlgorithm(Generic[M]):
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"labels must be numbers: {exc}") from None
             if binary and not np.isin(y, (0.0, 1.0)).all():
-                bad = y[~np.isin(y, (0.0, 1.0))][0]
+                bad = float(y[~np.isin(y, (0.0, 1.0))][0])
                 raise ValueError(f"logistic regression labels must be 0 or 1, got {bad!r}")
             return as_matrix(features, dim), y
 
