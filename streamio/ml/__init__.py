@@ -9,7 +9,7 @@
   ``learn(model)``, ``predict(model)`` and ``evaluate(model, metric)``.
 
 Whatever order the streams were registered in, the predictions of batch *t* use
-the model as it was after batch *t − 1*, before batch *t*'s training.
+the model as it was after batch *t - 1*, before batch *t*'s training.
 
 The names are loaded when first used, so River users need no numpy.
 """

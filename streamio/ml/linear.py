@@ -345,9 +345,14 @@ class StreamingLinearRegression(_StreamingLinearAlgorithm[LinearRegressionModel]
         seed: int = 42,
     ) -> None:
         super().__init__(
-            step_size, num_iterations, mini_batch_fraction, convergence_tol, 0.0, fit_intercept, seed
+            step_size,
+            num_iterations,
+            mini_batch_fraction,
+            convergence_tol,
+            0.0,
+            fit_intercept,
+            seed,
         )
-
 
 
 class StreamingLogisticRegression(_StreamingLinearAlgorithm[LogisticRegressionModel]):
@@ -392,4 +397,3 @@ class StreamingLogisticRegression(_StreamingLinearAlgorithm[LogisticRegressionMo
             fit_intercept,
             seed,
         )
-

@@ -106,7 +106,9 @@ def _test_then_train(model: Any, metric: Any, records: list[Any]) -> None:
     if river is not None and isinstance(model, importlib.import_module("river.base").Estimator):
         if records:
             validation = importlib.import_module("river.evaluate")
-            for _ in validation.iter_progressive_val_score(records, model, metric, step=len(records)):
+            for _ in validation.iter_progressive_val_score(
+                records, model, metric, step=len(records)
+            ):
                 pass
         return
     for record in records:
@@ -128,7 +130,8 @@ def _learn_batch(model: Any, time: float, parts: list[Iterable[Any]]) -> None:
             if _is_frame(x):
                 learn_many = getattr(model, "learn_many", None)
                 if learn_many is None:
-                    msg = f"a frame of examples needs a model with learn_many(), which {type(model).__name__} has not"
+                    kind = type(model).__name__
+                    msg = f"a frame of examples needs a model with learn_many(), not a {kind}"
                     raise ValueError(msg)
                 learn_many(x, y)
             else:
@@ -139,7 +142,12 @@ def _predictor(model: Any) -> PartitionFn:
     def predict_records(records: Iterable[Any]) -> list[tuple[Any, Any]]:
         predict_many = getattr(model, "predict_many", None)
         return [
-            (x, predict_many(x) if predict_many is not None and _is_frame(x) else model.predict_one(x))
+            (
+                x,
+                predict_many(x)
+                if predict_many is not None and _is_frame(x)
+                else model.predict_one(x),
+            )
             for x in records
         ]
 

@@ -4,7 +4,7 @@ batch's predictions come before that batch's learning.
 A model is trained by an output operation of its own (``train_on``, ``learn``) or by
 a stream that learns as it goes (``evaluate``); it predicts through a
 :class:`PredictNode`. Whatever order these were registered in, the predictions of
-batch *t* use the model as it was after batch *t − 1*: before a learner takes in
+batch *t* use the model as it was after batch *t - 1*: before a learner takes in
 batch *t*, it has every prediction node of the same model compute (and memoise)
 its batch *t* first. Prediction nodes are therefore always materialised, never
 fused into their consumer.

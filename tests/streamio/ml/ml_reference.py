@@ -65,7 +65,9 @@ def kmeans_step(
             new_weight = weights[label] + counts[label]
             share = counts[label] / max(new_weight, 1e-16)
             weights[label] = new_weight
-            centers[label] = [c + (m - c) * share for c, m in zip(centers[label], mean, strict=True)]
+            centers[label] = [
+                c + (m - c) * share for c, m in zip(centers[label], mean, strict=True)
+            ]
     largest = max(range(k), key=lambda i: (weights[i], -i))
     smallest = min(range(k), key=lambda i: (weights[i], i))
     if weights[smallest] < 1e-8 * weights[largest]:

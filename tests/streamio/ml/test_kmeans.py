@@ -115,9 +115,7 @@ def streaming_kmeans_data(batches, num_points, k, d, r, seed):
     """PySpark's streamingKMeansDataGenerator."""
     rng = np.random.RandomState(seed)
     centers = [rng.randn(d) for _ in range(k)]
-    data = [
-        [centers[j % k] + r * rng.randn(d) for j in range(num_points)] for _ in range(batches)
-    ]
+    data = [[centers[j % k] + r * rng.randn(d) for j in range(num_points)] for _ in range(batches)]
     return centers, data
 
 
@@ -210,7 +208,7 @@ async def test_predictions_read_later_by_a_window_are_of_their_own_batch():
 
 
 async def test_training_and_predictions_run_in_the_process_pool():
-    centers, batches = streaming_kmeans_data(3, 40, k=3, d=2, r=0.3, seed=4)
+    _centers, batches = streaming_kmeans_data(3, 40, k=3, d=2, r=0.3, seed=4)
     lists = [[p.tolist() for p in batch] for batch in batches]
     km = StreamingKMeans(k=3, decay_factor=0.7).set_random_centers(dim=2, weight=0.0, seed=1)
     initial = km.latest_model()
@@ -256,7 +254,9 @@ def scenarios(draw):
     dim = draw(st.integers(1, 3))
     vector = st.lists(coordinate, min_size=dim, max_size=dim)
     centers = draw(st.lists(vector, min_size=k, max_size=k))
-    weights = draw(st.lists(st.sampled_from([0.0, 1.0, 2.5]) | st.floats(0, 100), min_size=k, max_size=k))
+    weights = draw(
+        st.lists(st.sampled_from([0.0, 1.0, 2.5]) | st.floats(0, 100), min_size=k, max_size=k)
+    )
     batches = draw(st.lists(st.lists(vector, max_size=12), min_size=1, max_size=5))
     decay = draw(st.sampled_from([0.0, 0.5, 1.0]) | st.floats(0, 1))
     unit = draw(st.sampled_from(["batches", "points"]))
@@ -296,12 +296,18 @@ def test_the_stream_equals_the_per_point_reference(scenario):
     ("make", "message"),
     [
         (lambda: StreamingKMeans(k=0), r"StreamingKMeans\(k\) must be a whole number >= 1"),
-        (lambda: StreamingKMeans(2, decay_factor=1.5), r"decay_factor must be a finite number in \[0, 1\]"),
+        (
+            lambda: StreamingKMeans(2, decay_factor=1.5),
+            r"decay_factor must be a finite number in \[0, 1\]",
+        ),
         (lambda: StreamingKMeans(2, time_unit="seconds"), 'must be "batches" or "points"'),
         (lambda: StreamingKMeans(2).set_half_life(0, "batches"), "half_life"),
         (lambda: StreamingKMeans(2).set_half_life(2, "hours"), "set_half_life"),
         (lambda: StreamingKMeans(2).set_initial_centers([[0.0]], [1.0]), "1 centers given for k=2"),
-        (lambda: StreamingKMeans(2).set_initial_centers([[0.0], [1.0, 2.0]], [1.0, 1.0]), "one length"),
+        (
+            lambda: StreamingKMeans(2).set_initial_centers([[0.0], [1.0, 2.0]], [1.0, 1.0]),
+            "one length",
+        ),
         (lambda: StreamingKMeans(1).set_initial_centers([[0.0]], [-1.0]), "finite numbers >= 0"),
         (lambda: StreamingKMeans(1).set_random_centers(0, 1.0, 1), "dim"),
     ],
@@ -325,5 +331,7 @@ async def test_the_graph_build_fails_without_centers_or_without_a_stream():
 
 async def test_a_vector_of_the_wrong_dimension_fails_its_batch_naming_train_on():
     km = StreamingKMeans(k=1).set_initial_centers([[0.0, 0.0]], [1.0])
-    with pytest.raises(OperatorError, match=r"'train_on_\d+'.*expected vectors of 2 floats, got 3 values"):
-        await run_job(lambda points: km.train_on(points), [[[1.0, 2.0], [1.0, 2.0, 3.0]]])
+    with pytest.raises(
+        OperatorError, match=r"'train_on_\d+'.*expected vectors of 2 floats, got 3 values"
+    ):
+        await run_job(km.train_on, [[[1.0, 2.0], [1.0, 2.0, 3.0]]])

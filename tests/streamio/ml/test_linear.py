@@ -124,8 +124,7 @@ def test_sampling_is_seeded():
 # -- PySpark's streaming tests, ported -------------------------------------------------
 
 LINEAR_BATCHES = [
-    linear_input(0.0, [10.0, 10.0], [0.0, 0.0], [1 / 3, 1 / 3], 100, 42 + i, 0.1)
-    for i in range(10)
+    linear_input(0.0, [10.0, 10.0], [0.0, 0.0], [1 / 3, 1 / 3], 100, 42 + i, 0.1) for i in range(10)
 ]
 
 
@@ -145,7 +144,9 @@ def test_linear_parameter_convergence():
     reg = StreamingLinearRegression(step_size=0.2, num_iterations=25).set_initial_weights([0.0])
     weights = np.array([w[0] for w in train(reg, batches)])
     assert (np.diff(weights) >= -0.1).all()
-    assert close([[w] for w in weights], streaming_regression([0.0], batches, least_squares, 0.2, 25))
+    assert close(
+        [[w] for w in weights], streaming_regression([0.0], batches, least_squares, 0.2, 25)
+    )
 
 
 async def test_linear_prediction():
@@ -310,7 +311,9 @@ def test_linear_regression_equals_the_per_example_reference(problem):
     batches, weights, step, iterations, tol = problem
     reg = StreamingLinearRegression(step, iterations, convergence_tol=tol)
     history = train(reg.set_initial_weights(weights), batches)
-    assert close(history, streaming_regression(weights, batches, least_squares, step, iterations, tol))
+    assert close(
+        history, streaming_regression(weights, batches, least_squares, step, iterations, tol)
+    )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -330,7 +333,10 @@ def test_logistic_regression_equals_the_per_example_reference(problem, reg_param
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: StreamingLinearRegression(step_size=0), r"step_size\) must be a finite number > 0"),
+        (
+            lambda: StreamingLinearRegression(step_size=0),
+            r"step_size\) must be a finite number > 0",
+        ),
         (lambda: StreamingLinearRegression(num_iterations=0), "num_iterations"),
         (lambda: StreamingLinearRegression(mini_batch_fraction=0), r"in \(0, 1\]"),
         (lambda: StreamingLinearRegression(mini_batch_fraction=1.5), r"in \(0, 1\]"),
@@ -364,4 +370,4 @@ async def test_the_graph_build_fails_without_weights():
 async def test_bad_records_fail_their_batch_naming_train_on(batch, message):
     slr = StreamingLogisticRegression().set_initial_weights([0.0])
     with pytest.raises(OperatorError, match=rf"'train_on_\d+'.*{message}"):
-        await run_job(lambda examples: slr.train_on(examples), [batch])
+        await run_job(slr.train_on, [batch])
