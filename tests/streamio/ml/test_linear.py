@@ -371,3 +371,13 @@ async def test_bad_records_fail_their_batch_naming_train_on(batch, message):
     slr = StreamingLogisticRegression().set_initial_weights([0.0])
     with pytest.raises(OperatorError, match=rf"'train_on_\d+'.*{message}"):
         await run_job(slr.train_on, [batch])
+
+
+def test_the_estimator_pickles_with_its_model_and_goes_on_training():
+    import pickle
+
+    batches = LINEAR_BATCHES[:2]
+    reg = StreamingLinearRegression(0.2, 25, mini_batch_fraction=0.5).set_initial_weights([0, 0])
+    train(reg, batches[:1])
+    restored = pickle.loads(pickle.dumps(reg))
+    assert train(restored, batches[1:]) == train(reg, batches[1:])
