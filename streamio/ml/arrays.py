@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..errors import ConfigurationError
+
 try:
     import numpy as np
 except ImportError as exc:  # pragma: no cover - exercised without the extra
@@ -63,8 +65,6 @@ def split_pairs(pairs: Iterable[Any], what: str) -> tuple[list[Any], list[Any]]:
 
 def check_vectors(vectors: Any, what: str) -> np.ndarray:
     """A user's vectors (at build time) as a two-dimensional float array."""
-    from ..errors import ConfigurationError
-
     try:
         matrix = np.array(vectors, dtype=float)
     except (ValueError, TypeError) as exc:
