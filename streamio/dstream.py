@@ -820,6 +820,46 @@ class DStream(Generic[T]):
         node = SessionWindowNode(self._node, timestamp, key, length, lateness, name)
         return EventTimeDStream(self._context, node)
 
+    # -- online learning (River models; see streamio.ml) ----------------------------
+
+    def learn(self, model: Any, *, name: str | None = None) -> None:
+        """Train ``model`` (any object with River's ``learn_one(x, y)``) on every
+        ``(x, y)`` record, in order: an output operation of its own. A record whose
+        ``x`` is a data frame is learnt with ``learn_many(X, y)``.
+
+        >>> class Mean:                     # any object with learn_one / predict_one
+        ...     total, count = 0.0, 0
+        ...     def learn_one(self, x, y):
+        ...         self.total, self.count = self.total + y, self.count + 1
+        ...     def predict_one(self, x):
+        ...         return self.total / self.count if self.count else None
+        >>> mean = Mean()
+        >>> collect(lambda s: s.learn(mean) or s.map(lambda r: r[0]).predict(mean),
+        ...         [[("a", 1.0), ("b", 3.0)], [("c", 8.0)]])
+        [[('a', None), ('b', None)], [('c', 2.0)]]
+        """
+        from .ml.river import learn
+
+        learn(self, model, name)
+
+    def predict(self, model: Any, *, name: str | None = None) -> DStream[tuple[T, Any]]:
+        """``(x, model.predict_one(x))`` for every record ``x`` (``predict_many`` for a
+        data frame), with the model as it was before this batch's learning, whatever
+        the order in which ``learn`` / ``evaluate`` and ``predict`` were called."""
+        from .ml.river import predict
+
+        return predict(self, model, name)
+
+    def evaluate(self, model: Any, metric: Any, *, name: str | None = None) -> DStream[Any]:
+        """Progressive validation (test-then-train) of ``model`` on the ``(x, y)``
+        records, in order, as River's ``progressive_val_score``: each record is
+        predicted, scored with ``metric.update(y, y_pred)``, then learnt. One record
+        per batch: a copy of the metric after it. The model learns as this stream
+        is computed: give it an output (``pprint``, ``foreach_batch``)."""
+        from .ml.river import evaluate
+
+        return evaluate(self, model, metric, name)
+
     # -- output operations ----------------------------------------------------------
 
     def foreach_batch(self, fn: Callable[..., Any], *, name: str | None = None) -> None:

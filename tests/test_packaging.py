@@ -90,7 +90,7 @@ def checkout(destination: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtualenv with the wheel and the extras its connectors import."""
+    """A fresh virtualenv with the wheel and the extras its modules import."""
     base = tmp_path_factory.mktemp("packaging")
     source, dist, venv = checkout(base / "source"), base / "dist", base / "venv"
     run(sys.executable, "-m", "build", "--outdir", dist, source, cwd=base)
@@ -98,7 +98,7 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=base)
     python = venv / "bin" / "python"
     run(sys.executable, "-m", "pip", "--python", python, "install", "-q",
-        f"{wheel}[kafka,files]", cwd=base)  # fmt: skip
+        f"{wheel}[kafka,files,ml]", cwd=base)  # fmt: skip
     return venv
 
 

@@ -55,6 +55,15 @@ ABC_NAMES = {
     "Timer",
 }
 CHECKS_NAMES = {"check_number", "check_whole_number"}
+# streamio.ml: MLlib's streaming algorithms (the River methods are DStream's).
+ML_NAMES = {
+    "LinearRegressionModel",
+    "LogisticRegressionModel",
+    "StreamingKMeans",
+    "StreamingKMeansModel",
+    "StreamingLinearRegression",
+    "StreamingLogisticRegression",
+}
 
 # The streamio modules a connector may import from; of each, only the names of its
 # __all__. Every other streamio module is internal.
@@ -107,6 +116,14 @@ def test_checks_all_is_exactly_the_checks():
     import streamio.checks
 
     assert set(streamio.checks.__all__) == CHECKS_NAMES
+
+
+def test_ml_all_is_exactly_the_algorithms_and_models():
+    import streamio.ml
+
+    assert set(streamio.ml.__all__) == ML_NAMES
+    for name in ML_NAMES:
+        assert getattr(streamio.ml, name).__name__ == name
 
 
 @pytest.mark.parametrize("module", PUBLIC_MODULES)
