@@ -8,6 +8,8 @@ module-level functions so an executor can ship them to other processes.
 
 from __future__ import annotations
 
+import copy
+import functools
 import itertools
 import operator
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -104,8 +106,72 @@ def compose(first: PartitionFn | None, second: PartitionFn | None) -> PartitionF
     return lambda records: second(first(records))
 
 
+# -- values that a function may change ------------------------------------------------
+#
+# Spark hands every function values deserialised for it, so a reduce function may
+# build its result in its first argument (PySpark's own groupByKeyAndWindow reduces
+# with ``a.extend(b) or a``). Here values are objects shared by everything that keeps
+# them: a remembered batch (windows, ``remember()``), a stream with several
+# consumers, a window's previous result, a key's state, a batch already emitted.
+# So a function that may change its arguments never receives a kept value as its
+# first argument: it gets a private copy, taken once per key (or per partition),
+# never per record. Functions known to build new values get values as they are,
+# which keeps the word count's ``operator.add`` free of any copy.
+
+# Types whose values cannot change in place: their "copy" is the value itself.
+_IMMUTABLE = frozenset({int, float, complex, bool, str, bytes, type(None)})
+
+
+def concat_lists(first: list[V], second: list[V]) -> list[V]:
+    return first + second
+
+
+def drop_prefix(values: list[V], leaving: list[V]) -> list[V]:
+    """The inverse of :func:`concat_lists` for values that left at the front."""
+    return values[len(leaving) :]
+
+
+# Functions that return new values and never change their arguments.
+_PURE_FUNCTIONS: tuple[Callable[..., Any], ...] = (
+    operator.add,
+    operator.sub,
+    operator.mul,
+    operator.or_,
+    operator.and_,
+    operator.xor,
+    min,
+    max,
+    concat_lists,
+    drop_prefix,
+)
+
+
+def private_copy(value: T) -> T:
+    """A copy of ``value`` that a user function may change without changing what is
+    kept: a deep copy (what Spark's serialisation gives), or the value itself when
+    it cannot change (numbers, strings, None)."""
+    if type(value) in _IMMUTABLE:
+        return value
+    return copy.deepcopy(value)
+
+
+def _itself(value: T) -> T:
+    return value
+
+
+def copier_for(*funcs: Callable[..., Any] | None) -> Callable[[T], T]:
+    """:func:`private_copy` when one of ``funcs`` may change its arguments; the
+    identity when all are known not to (see ``_PURE_FUNCTIONS``)."""
+    pure = all(any(f is known for known in _PURE_FUNCTIONS) for f in funcs if f is not None)
+    return _itself if pure else private_copy
+
+
 def reduce_partition(func: Callable[[V, V], V], pairs: Iterable[tuple[K, V]]) -> dict[K, V]:
-    """Map-side combine of ``reduce_by_key``: one value per key."""
+    """Map-side combine of ``reduce_by_key``: one value per key.
+
+    A ``func`` that may change its first argument starts each key from a private
+    copy of its first value (see :func:`private_copy`).
+    """
     acc: dict[K, V] = {}
     if func is operator.add:  # the common case: the same ``+``, without a call per record
         for key, value in pairs:
@@ -114,24 +180,29 @@ def reduce_partition(func: Callable[[V, V], V], pairs: Iterable[tuple[K, V]]) ->
             else:
                 acc[key] = value
         return acc
+    own = copier_for(func)
     for key, value in pairs:
         if key in acc:
             acc[key] = func(acc[key], value)
         else:
-            acc[key] = value
+            acc[key] = own(value)
     return acc
 
 
 def combine_partition(
     create: Callable[[V], C], merge_value: Callable[[C, V], C], pairs: Iterable[tuple[K, V]]
 ) -> dict[K, C]:
-    """Map-side combine of ``combine_by_key``: one combiner per key."""
+    """Map-side combine of ``combine_by_key``: one combiner per key.
+
+    ``create`` gets a private copy of the key's first value, so a combiner built
+    from it (or being it) may be changed in place by ``merge_value``.
+    """
     acc: dict[K, C] = {}
     for key, value in pairs:
         if key in acc:
             acc[key] = merge_value(acc[key], value)
         else:
-            acc[key] = create(value)
+            acc[key] = create(private_copy(value))
     return acc
 
 
@@ -146,14 +217,14 @@ def group_partition(pairs: Iterable[tuple[K, V]]) -> dict[K, list[V]]:
     return acc
 
 
-def concat_lists(first: list[V], second: list[V]) -> list[V]:
-    return first + second
-
-
 def merge_by_key(
     maps: Sequence[dict[K, C]], merge: Callable[[C, C], C], num_partitions: int
 ) -> list[list[tuple[K, C]]]:
-    """Merge map-side combined partitions into ``num_partitions`` by key hash."""
+    """Merge map-side combined partitions into ``num_partitions`` by key hash.
+
+    The values of ``maps`` are this batch's own (combined for it): ``merge`` may
+    change them.
+    """
     if num_partitions == 1:
         acc: dict[K, C] = {}
         for combined in maps:
@@ -205,20 +276,23 @@ _EMPTY = object()
 
 
 def reduce_records(func: Callable[[T, T], T], records: Iterable[T]) -> Any:
-    """Reduce a partition to one value, or a private marker when it is empty."""
+    """Reduce a partition to one value, or a private marker when it is empty.
+
+    Like :func:`reduce_partition`, a ``func`` that may change its first argument
+    starts from a private copy of the first record.
+    """
     iterator = iter(records)
     acc: Any = next(iterator, _EMPTY)
     if acc is _EMPTY:
         return _EMPTY
+    acc = copier_for(func)(acc)
     for record in iterator:
         acc = func(acc, record)
     return acc
 
 
 def reduce_results(func: Callable[[T, T], T], results: Iterable[Any]) -> list[T]:
-    """Combine per-partition reductions; empty when every partition was empty."""
-    return [
-        value
-        for value in [reduce_records(func, (r for r in results if r is not _EMPTY))]
-        if value is not _EMPTY
-    ]
+    """Combine per-partition reductions (values of this batch's own, changed freely);
+    empty when every partition was empty."""
+    found = [result for result in results if result is not _EMPTY]
+    return [functools.reduce(func, found)] if found else []

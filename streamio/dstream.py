@@ -623,6 +623,29 @@ class DStream(Generic[T]):
             )
         return _name_hidden_steps(result, self)
 
+    def group_by_key_and_window(
+        self: DStream[tuple[K, V]],
+        window_length: float,
+        slide_interval: float,
+        num_partitions: int | None = None,
+        *,
+        name: str | None = None,
+    ) -> DStream[tuple[K, list[V]]]:
+        """``(key, [values])`` for every key with values in the window, the values in
+        the order they arrived (PySpark's ``groupByKeyAndWindow``, as lists).
+
+        As in Spark, each window groups the records of its batches anew, and keys
+        whose values have all left the window are not emitted.
+
+        >>> collect(lambda s: s.group_by_key_and_window(2.0, 1.0).transform(sorted),
+        ...         [[("a", 1)], [("a", 2), ("b", 3)], [("b", 4)], []])
+        [[('a', [1])], [('a', [1, 2]), ('b', [3])], [('a', [2]), ('b', [3, 4])], [('b', [4])]]
+        """
+        length, slide = self._window("group_by_key_and_window", window_length, slide_interval)
+        count = _check_partitions(num_partitions, "group_by_key_and_window")
+        windowed = DStream(self._context, WindowNode(self._node, length, slide, None))
+        return _name_hidden_steps(windowed.group_by_key(count, name=name), self)
+
     def reduce_by_window(
         self,
         func: Callable[[T, T], T],
