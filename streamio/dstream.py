@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from .batch import combine_partition, concat_lists, group_partition, reduce_partition
 from .buffer import BufferStatistics, ChunkBuffer
 from .checks import check_number, check_whole_number
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ContextStateError
 from .event_time import EventTimeWindowNode, EventWindow, SessionWindowNode
 from .functions import accepts, check_async_function, check_function, describe
 from .graph import Node
@@ -714,15 +714,22 @@ class DStream(Generic[T]):
         ``ssc.remember(duration)`` asks.
 
         Raises:
-            ConfigurationError: if a batch in the range is not remembered.
+            ContextStateError: if a batch in the range has not run yet.
+            ConfigurationError: if a batch in the range ran but is no longer
+                remembered.
         """
         node = self._node
         zero, slide = node.graph.zero_time, node.slide
         first = zero + math.floor((from_time - zero) / slide + 1e-9) * slide
         last = zero + math.floor((to_time - zero) / slide + 1e-9) * slide
+        ran = self._context.last_batch
         found = []
         for time in times_between(node, first - slide, last):
             batch = node.remembered(time)
+            if batch is None and (ran is None or time > ran.batch_time + 1e-6):
+                done = f"the last one ran at {ran.batch_time}" if ran else "no batch has run"
+                msg = f"slice(): the batch at {time} of {self.name!r} has not run yet ({done})"
+                raise ContextStateError(msg)
             if batch is None:
                 msg = (
                     f"slice(): the batch at {time} of {self.name!r} is not remembered; "

@@ -744,10 +744,36 @@ async def test_slice_of_forgotten_batches_says_to_call_remember():
         source.foreach_batch(lambda records: None)
         ssc.start()
         await step(ssc, 5)
-        with pytest.raises(streamio.StreamioError, match=r"remember"):
+        forgotten = r"the batch at 1.0 of '\w+' is not remembered; call ssc.remember"
+        with pytest.raises(ConfigurationError, match=forgotten):
             source.slice(1.0, 1.0)
-        with pytest.raises(streamio.StreamioError, match=r"remember"):
+        with pytest.raises(ConfigurationError, match=forgotten):
             source.slice(1.0, 5.0)
+
+
+async def test_slice_of_batches_that_have_not_run_says_so():
+    clock = ManualClock()
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.remember(10.0)
+        source = ssc.queue_stream([[1], [2], [3]])
+        source.foreach_batch(lambda records: None)
+        windowed = source.window(2.0, 2.0)
+        windowed.foreach_batch(lambda records: None)
+        ssc.start()
+        with pytest.raises(
+            streamio.ContextStateError,
+            match=r"the batch at 1.0 of '\w+' has not run yet \(no batch has run\)",
+        ):
+            source.slice(1.0, 1.0)
+        await step(ssc, 3)
+        assert [(t, list(r)) for t, r in source.slice(2.0, 3.0)] == [(2.0, [2]), (3.0, [3])]
+        with pytest.raises(
+            streamio.ContextStateError,
+            match=r"the batch at 4.0 of '\w+' has not run yet \(the last one ran at 3.0\)",
+        ):
+            source.slice(2.0, 4.0)
+        with pytest.raises(streamio.ContextStateError, match=r"at 4\.0 .* has not run yet"):
+            windowed.slice(1.0, 5.0)
 
 
 async def test_slice_with_a_short_remember_duration():
