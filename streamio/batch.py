@@ -62,28 +62,38 @@ def split_records(records: list[T], partition_size: int) -> list[list[T]]:
 def split_chunks(chunks: list[Sequence[T]], partition_size: int) -> list[Sequence[T]]:
     """Cut a buffer's chunks into partitions of at most ``partition_size`` records.
 
-    Consecutive lists are joined, then cut; a lazy chunk is cut on its own, into
-    lazy slices, so its records are still built only when a stage reads them.
-    Always at least one (maybe empty) partition, in record order.
+    Consecutive lists fill partitions one after the other (each record is copied
+    at most once, and a list that makes a partition on its own is used as it is);
+    a lazy chunk is cut on its own, into lazy slices, so its records are still
+    built only when a stage reads them. Always at least one (maybe empty)
+    partition, in record order. The chunks are the batch's: lists among them may
+    become partitions and be extended.
     """
     parts: list[Sequence[T]] = []
-    joined: list[T] = []
+    filling: list[T] | None = None  # the last partition, while it has room
     for chunk in chunks:
         if isinstance(chunk, LazyChunk):
-            if joined:
-                parts += split_records(joined, partition_size)
-                joined = []
+            filling = None
             parts += [
                 chunk.slice(start, min(start + partition_size, len(chunk)))
                 for start in range(0, len(chunk), partition_size)
             ]
-        elif joined:
-            joined += chunk
-        else:
-            joined = list(chunk) if not isinstance(chunk, list) else chunk
-    if joined or not parts:
-        parts += split_records(joined, partition_size)
-    return parts
+            continue
+        size = len(chunk)
+        start = 0
+        if filling is not None:
+            start = min(size, partition_size - len(filling))
+            filling += chunk if start == size else chunk[:start]
+        for offset in range(start, size, partition_size):
+            if offset == 0 and size <= partition_size and isinstance(chunk, list):
+                filling = chunk
+            else:
+                piece = chunk[offset : offset + partition_size]
+                filling = piece if isinstance(piece, list) else list(piece)
+            parts.append(filling)
+        if filling is not None and len(filling) >= partition_size:
+            filling = None
+    return parts or [[]]
 
 
 def split_evenly(records: list[T], count: int) -> list[list[T]]:

@@ -27,10 +27,12 @@ import streamio
 from streamio import (
     ConfigurationError,
     DStream,
+    LazyChunk,
     ManualClock,
     OperatorError,
     StreamingContext,
 )
+from streamio.batch import split_chunks
 from streamio.testing import ListSink, collect_batches
 
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -663,6 +665,61 @@ def test_several_partitions_give_the_same_results(batches, other, size, n):
     pairs = ref.per_batch(lambda batch, _: [(x % 4, x) for x in batch], batches, other)
     each_batch(many[3], [ref.reduce_by_key(operator.add, p) for p in pairs], ref.multiset)
     each_batch(many[6], ref.per_batch(ref.join, pairs, other), ref.multiset)
+
+
+class Numbers(LazyChunk[int]):
+    """The numbers of ``range(start, stop)``, built on each read."""
+
+    def __init__(self, start: int, stop: int) -> None:
+        self.start, self.stop = start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, self.stop))
+
+    def slice(self, start: int, stop: int) -> Numbers:
+        return Numbers(self.start + start, self.start + stop)
+
+
+@st.composite
+def chunk_lists(draw):
+    """Chunks as a buffer hands them to a batch: lists, other sequences, lazy chunks."""
+    chunks, start = [], 0
+    for kind, size in draw(
+        st.lists(st.tuples(st.sampled_from(["list", "tuple", "lazy"]), st.integers(0, 12)))
+    ):
+        numbers = range(start, start + size)
+        start += size
+        chunks.append(
+            Numbers(numbers.start, numbers.stop)
+            if kind == "lazy"
+            else (list(numbers) if kind == "list" else tuple(numbers))
+        )
+    return chunks
+
+
+@SETTINGS
+@given(chunks=chunk_lists(), size=st.integers(1, 7))
+def test_chunks_are_cut_into_full_partitions_in_order(chunks, size):
+    expected = [record for chunk in chunks for record in chunk]
+    runs = []  # the records of each run of plain chunks, between lazy ones
+    for chunk in chunks:
+        if isinstance(chunk, LazyChunk):
+            runs.append(("lazy", list(chunk)))
+        elif runs and runs[-1][0] == "plain":
+            runs[-1][1].extend(chunk)
+        else:
+            runs.append(("plain", list(chunk)))
+    parts = split_chunks(chunks, size)
+    assert [record for part in parts for record in part] == expected
+    # each run is cut into full partitions but its last; lazy chunks stay lazy
+    want = []
+    for kind, records in runs:
+        cut = [records[i : i + size] for i in range(0, len(records), size)]
+        want += [(kind == "lazy", piece) for piece in cut]
+    assert [(isinstance(part, LazyChunk), list(part)) for part in parts] == (want or [(False, [])])
 
 
 # -- fusion and memoisation ------------------------------------------------------------------
