@@ -8,6 +8,7 @@ are synchronous and run the pipeline with ``streamio.run`` on asyncio's loop; th
 
 from __future__ import annotations
 
+import copy
 import math
 import operator
 import re
@@ -330,7 +331,8 @@ def test_combine_by_key(batches, size, n):
         partition_size=size,
     )
     each_batch(sums, [ref.combine_by_key(create, merge_value, b) for b in batches], ref.multiset)
-    each_batch(lists, [ref.group_by_key(b) for b in batches], ref.unordered)
+    # partitions are combined, then merged, in record order: each key's list is in order
+    each_batch(lists, [ref.group_by_key(b) for b in batches], ref.multiset)
 
 
 @SETTINGS
@@ -723,6 +725,38 @@ def test_chunks_are_cut_into_full_partitions_in_order(chunks, size):
 
 
 # -- fusion and memoisation ------------------------------------------------------------------
+
+
+def extend(a, b):
+    """PySpark's idiom for a reduce that builds its result in its first argument."""
+    return a.extend(b) or a
+
+
+@pytest.mark.parametrize("size", [1, 2, 10_000])
+async def test_functions_that_extend_their_first_argument_leave_what_is_kept_alone(size):
+    """The batches of a stream with several consumers, and the application's own
+    records, come out unchanged when reduce functions extend their first argument."""
+    inputs = [[[1], [2], [3]], [[4], [5]]]
+    originals = copy.deepcopy(inputs)
+
+    def build(s):
+        pairs = s.map(lambda values: ("k", values))
+        return (
+            s,
+            s.reduce(extend),
+            pairs.reduce_by_key(extend),
+            pairs.combine_by_key(lambda v: v, extend, extend),
+            pairs.reduce_by_key(extend, 2),
+            pairs,
+        )
+
+    got = await run_graph(build, inputs, partition_size=size)
+    records, reduced, by_key, combined, by_key_2, pairs = got
+    assert records == originals
+    assert reduced == [[[1, 2, 3]], [[4, 5]]]
+    assert by_key == combined == by_key_2 == [[("k", [1, 2, 3])], [("k", [4, 5])]]
+    assert pairs == [[("k", [1]), ("k", [2]), ("k", [3])], [("k", [4]), ("k", [5])]]
+    assert inputs == originals
 
 
 class Calls(Counter):
