@@ -249,8 +249,8 @@ def merge_by_key(
 ) -> list[list[tuple[K, C]]]:
     """Merge map-side combined partitions into ``num_partitions`` by key hash.
 
-    The values of ``maps`` are this batch's own (combined for it): ``merge`` may
-    change them.
+    ``merge`` is called only for a key found in several maps, and may change its
+    first argument: such values were combined for this batch, so they are its own.
     """
     if num_partitions == 1:
         acc: dict[K, C] = {}
