@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from .batch import combine_partition, concat_lists, group_partition, reduce_partition
 from .buffer import BufferStatistics, ChunkBuffer
 from .checks import check_number, check_whole_number
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ContextStateError
 from .event_time import EventTimeWindowNode, EventWindow, SessionWindowNode
 from .functions import accepts, check_async_function, check_function, describe
 from .graph import Node
@@ -623,6 +623,29 @@ class DStream(Generic[T]):
             )
         return _name_hidden_steps(result, self)
 
+    def group_by_key_and_window(
+        self: DStream[tuple[K, V]],
+        window_length: float,
+        slide_interval: float,
+        num_partitions: int | None = None,
+        *,
+        name: str | None = None,
+    ) -> DStream[tuple[K, list[V]]]:
+        """``(key, [values])`` for every key with values in the window, the values in
+        the order they arrived (PySpark's ``groupByKeyAndWindow``, as lists).
+
+        As in Spark, each window groups the records of its batches anew, and keys
+        whose values have all left the window are not emitted.
+
+        >>> collect(lambda s: s.group_by_key_and_window(2.0, 1.0).transform(sorted),
+        ...         [[("a", 1)], [("a", 2), ("b", 3)], [("b", 4)], []])
+        [[('a', [1])], [('a', [1, 2]), ('b', [3])], [('a', [2]), ('b', [3, 4])], [('b', [4])]]
+        """
+        length, slide = self._window("group_by_key_and_window", window_length, slide_interval)
+        count = _check_partitions(num_partitions, "group_by_key_and_window")
+        windowed = DStream(self._context, WindowNode(self._node, length, slide, None))
+        return _name_hidden_steps(windowed.group_by_key(count, name=name), self)
+
     def reduce_by_window(
         self,
         func: Callable[[T, T], T],
@@ -691,15 +714,22 @@ class DStream(Generic[T]):
         ``ssc.remember(duration)`` asks.
 
         Raises:
-            ConfigurationError: if a batch in the range is not remembered.
+            ContextStateError: if a batch in the range has not run yet.
+            ConfigurationError: if a batch in the range ran but is no longer
+                remembered.
         """
         node = self._node
         zero, slide = node.graph.zero_time, node.slide
         first = zero + math.floor((from_time - zero) / slide + 1e-9) * slide
         last = zero + math.floor((to_time - zero) / slide + 1e-9) * slide
+        ran = self._context.last_batch
         found = []
         for time in times_between(node, first - slide, last):
             batch = node.remembered(time)
+            if batch is None and (ran is None or time > ran.batch_time + 1e-6):
+                done = f"the last one ran at {ran.batch_time}" if ran else "no batch has run"
+                msg = f"slice(): the batch at {time} of {self.name!r} has not run yet ({done})"
+                raise ContextStateError(msg)
             if batch is None:
                 msg = (
                     f"slice(): the batch at {time} of {self.name!r} is not remembered; "

@@ -2,11 +2,12 @@
 
 Each partition of a batch is one task. The inline executor runs tasks on the event
 loop, yielding between partitions so receivers and other tasks keep flowing. The
-pool executor ships a stage's fused function (serialised once per stage with
-cloudpickle, so lambdas and closures work) and each partition (one pickled chunk,
-never record by record) to a ``concurrent.futures.Executor``: a process pool that
-the context owns, any executor the user passes, or a Dask ``distributed.Client``
-(through its ``get_executor()``). Only the stage's result travels back: for a key
+pool executor ships a stage's fused function (serialised once per batch with
+cloudpickle, so lambdas and closures work, and unpickled once per worker process)
+and each partition (one pickled chunk, never record by record) to a
+``concurrent.futures.Executor``: a process pool that the context owns, any
+executor the user passes, or a Dask ``distributed.Client`` (through its
+``get_executor()``). Only the stage's result travels back: for a key
 aggregation that is the map-side combined partition, not the records.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -66,6 +68,20 @@ class InlineExecutor:
         pass
 
 
+# How many stages a worker process keeps unpickled: a graph has a handful of stages
+# that run in the pool, each sent again with every batch.
+_STAGES_KEPT = 32
+
+
+@functools.lru_cache(maxsize=_STAGES_KEPT)
+def load_stage(payload: bytes) -> tuple[Callable[[Any], Any], Ops]:
+    """Worker side: a stage's function and named operators, unpickled once per worker
+    process and kept by payload, so a batch's partitions (and the next batches, which
+    send the same bytes) reuse them. Like the inline executor's, that one function
+    object then runs every partition the worker gets."""
+    return cloudpickle.loads(payload)  # type: ignore[no-any-return]
+
+
 def run_partition(payload: bytes, partition: Any) -> Any:
     """Worker side: run a stage's function on one partition.
 
@@ -74,7 +90,7 @@ def run_partition(payload: bytes, partition: Any) -> Any:
     """
     from .functions import find_failing
 
-    fn, ops = cloudpickle.loads(payload)
+    fn, ops = load_stage(payload)
     try:
         return fn(partition)
     except Exception as exc:

@@ -21,13 +21,26 @@ __all__ = ["AsyncIterableReceiver", "PushReceiver", "PushStream"]
 
 T = TypeVar("T")
 
+# The most records an AsyncIterableReceiver takes from its iterator before it waits
+# for them to be stored: one buffer operation per few thousand records, and a bound on
+# what is in hand.
+_MAX_CHUNK = 4096
+
 
 class AsyncIterableReceiver(Receiver[T]):
     """Stores every item of an async iterable, in order, as one record.
 
+    Items are stored in chunks of what the iterator has ready. The iterating task
+    only collects them; a helper task stores what was collected whenever it gets
+    to run, which is when the iterating task waits: when the iterator waits for its
+    next item, or when 4096 records are in hand (then the iterating task waits for
+    them to be taken, and a full buffer holds it back). So no record is held back
+    while the iterator blocks, no timer is involved, and the cost per record stays
+    close to that of the iteration itself.
+
     An iterator that raised cannot be resumed, so this receiver is not restarted:
-    its error stops the context. When the context stops, an async generator is
-    closed (its ``finally`` blocks run).
+    its error stops the context, once the records it gave are stored. When the
+    context stops, an async generator is closed (its ``finally`` blocks run).
     """
 
     restartable = False
@@ -36,14 +49,82 @@ class AsyncIterableReceiver(Receiver[T]):
         self._iterator = aiter(iterable)
 
     async def run(self, output: ReceiverOutput[T]) -> None:
-        put = output.put
-        async for item in self._iterator:
-            await put(item)
+        handover = _Handover(output)
+        taken = handover.taken
+        error: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(handover.run)
+            try:
+                async for item in self._iterator:
+                    taken.append(item)
+                    if len(taken) >= handover.limit:
+                        await handover.collected()
+            except Exception as exc:  # raised outside the task group, as it is
+                error = exc
+            await handover.finish()
+        if error is not None:
+            raise error
 
     async def aclose(self) -> None:
         close = getattr(self._iterator, "aclose", None)
         if close is not None:
             await close()
+
+
+class _Handover(Generic[T]):
+    """The helper task of :class:`AsyncIterableReceiver`: stores the records its
+    iterating task collects in ``taken``, in order, a chunk at a time.
+
+    ``limit`` is how many records in ``taken`` make the iterating task call
+    :meth:`collected`: 1 while the helper is idle (the first record wakes it),
+    ``_MAX_CHUNK`` while it is awake (a full chunk waits to be taken).
+    """
+
+    def __init__(self, output: ReceiverOutput[T]) -> None:
+        self._output = output
+        self.taken: list[T] = []
+        self.limit = 1
+        self._wake = anyio.Event()
+        self._room = anyio.Event()
+        self._finished = False
+        self._drained = anyio.Event()
+
+    async def collected(self) -> None:
+        """Called by the iterating task when ``taken`` reaches ``limit``."""
+        if self.limit == 1:  # the helper stores this chunk once the iterator waits
+            self.limit = _MAX_CHUNK
+            self._wake.set()
+        else:  # a full chunk: wait until the helper takes it
+            self._room = anyio.Event()
+            await self._room.wait()
+
+    async def finish(self) -> None:
+        """The iterator ended: return once every record collected is stored."""
+        self._finished = True
+        self._wake.set()
+        await self._drained.wait()
+
+    async def run(self) -> None:
+        taken = self.taken
+        try:
+            while True:
+                if not taken:
+                    if self._finished:
+                        self._drained.set()
+                        return
+                    self._wake = anyio.Event()
+                    self.limit = 1
+                    await self._wake.wait()
+                    continue
+                chunk = taken.copy()
+                taken.clear()
+                self._room.set()
+                await self._output.put_many(chunk)
+        finally:
+            if taken:  # cancelled: put_many stores the rest even then, in order
+                chunk = taken.copy()
+                taken.clear()
+                await self._output.put_many(chunk)
 
 
 class _Delivery(Generic[T]):

@@ -9,15 +9,25 @@ computed before the next one, so no update is skipped.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
-from .batch import Batch, merge_by_key, split_records
+from .batch import (
+    Batch,
+    group_mapped,
+    group_partition,
+    merge_by_key,
+    private_copy,
+    split_records,
+)
 from .checks import check_number
 from .errors import ConfigurationError, OperatorError, StateError, StreamioError
 from .functions import check_function
 from .graph import Node
+from .nodes import NarrowNode
 
 __all__ = ["State", "StateSpec"]
 
@@ -123,6 +133,7 @@ class StatefulNode(Node):
         self.num_partitions = num_partitions
         self.state_time: float | None = None  # the batch the state reflects
         self.side: dict[float, list[Any]] = {}
+        self.side_wanted = False  # set by a SideOutputNode: keep ``side`` up to date
 
     async def compute(self, time: float) -> Batch[Any] | None:
         previous = round(time - self.slide, 9)
@@ -132,7 +143,7 @@ class StatefulNode(Node):
             and self.is_valid_time(previous)
         ):
             await self.get(previous)  # catch up on a batch nothing asked for
-        parts = await self.parents[0].partitions(time)
+        parts = await self.read(time)
         if parts is None:
             return None
         try:
@@ -146,8 +157,12 @@ class StatefulNode(Node):
 
     user_fn: Callable[..., Any]
 
-    def update(self, time: float, parts: list[Sequence[Any]]) -> list[Any]:
-        """Apply one batch to the state; the batch's output records."""
+    async def read(self, time: float) -> list[Any] | None:
+        """The parent's batch as ``update`` takes it: by default its partitions."""
+        return await self.parents[0].partitions(time)
+
+    def update(self, time: float, parts: list[Any]) -> list[Any]:
+        """Apply one batch (what :meth:`read` gave) to the state; the batch's output."""
         raise NotImplementedError
 
     def partition(self, records: list[Any], parent_partitions: int) -> list[list[Any]]:
@@ -186,19 +201,38 @@ class UpdateStateNode(StatefulNode):
             return [records]
         return merge_by_key([dict(records)], _keep_first, count)
 
-    def update(self, time: float, parts: list[Sequence[Any]]) -> list[Any]:
+    async def read(self, time: float) -> list[dict[Any, list[Any]]] | None:
+        # The fused stage groups each partition's values by key as it goes: its
+        # records are never gathered into lists first. A fused map(f) right before
+        # this node is applied by the grouping loop itself (see group_mapped).
+        parent = self.parents[0]
+        if isinstance(parent, NarrowNode) and parent.kind == "map" and not parent.materialized:
+            assert parent.user_fn is not None
+            grouping = partial(group_mapped, parent.user_fn)
+            return await self.graph.evaluate(
+                parent.parents[0], time, grouping, self.label, parent.ops(), parent.executor
+            )
+        return await self.graph.evaluate(parent, time, group_partition, self.label)
+
+    def update(self, time: float, parts: list[dict[Any, list[Any]]]) -> list[Any]:
         new_values: dict[Any, list[Any]] = {}
-        for partition in parts:
-            for key, value in partition:
+        for grouped in parts:  # lists grouped for this batch: extended in place
+            if not new_values:
+                new_values = grouped
+                continue
+            for key, values in grouped.items():
                 if key in new_values:
-                    new_values[key].append(value)
+                    new_values[key].extend(values)
                 else:
-                    new_values[key] = [value]
+                    new_values[key] = values
         update_fn, state = self.user_fn, self.state
         keys = list(state)
         keys.extend(key for key in new_values if key not in state)
         for key in keys:
-            new_state = update_fn(new_values.get(key, []), state.get(key))
+            # the old state was emitted with the previous batch: the function gets a
+            # copy it may change in place (PySpark's updaters extend their state)
+            old = private_copy(state.get(key))
+            new_state = update_fn(new_values.get(key, []), old)
             if new_state is None:
                 state.pop(key, None)
             else:
@@ -207,7 +241,14 @@ class UpdateStateNode(StatefulNode):
 
 
 class MapWithStateNode(StatefulNode):
-    """``map_with_state``: a function of each record and its key's state."""
+    """``map_with_state``: a function of each record and its key's state.
+
+    A batch costs what its records and the keys timing out in it cost, whatever
+    the number of keys held: with a timeout, ``active`` holds each key's last
+    active time in time order (a key that gets a record moves to the end), so the
+    keys timing out are found at its front; a snapshot of the whole state is taken
+    only when ``state_snapshots()`` is used.
+    """
 
     kind = "map_with_state"
 
@@ -216,12 +257,14 @@ class MapWithStateNode(StatefulNode):
         self.user_fn = spec.function
         self.timeout = spec.timeout
         self.state: dict[Any, Any] = initial_pairs(spec.initial_state, "map_with_state")
-        self.updated_at: dict[Any, float] = {}
+        self.active: OrderedDict[Any, float] = OrderedDict()
 
     def update(self, time: float, parts: list[Sequence[Any]]) -> list[Any]:
-        function, state, updated_at = self.user_fn, self.state, self.updated_at
-        if self.state_time is None:  # the initial state counts as updated at the first batch
-            updated_at.update(dict.fromkeys(state, time))
+        function, state, active = self.user_fn, self.state, self.active
+        timeout = self.timeout
+        if self.state_time is None and timeout is not None:
+            # the initial state counts as active at the first batch
+            active.update(dict.fromkeys(state, time))
         mapped: list[Any] = []
         for partition in parts:
             for key, value in partition:
@@ -229,22 +272,34 @@ class MapWithStateNode(StatefulNode):
                 result = function(time, key, value, current)
                 if current._removed:
                     state.pop(key, None)
-                    updated_at.pop(key, None)
-                elif current._updated or (current.exists() and self.timeout is not None):
+                    if timeout is not None:
+                        active.pop(key, None)
+                elif current._updated:
                     state[key] = current._value
-                    updated_at[key] = time
+                if timeout is not None and current.exists():
+                    # Spark: any record of a key that keeps its state makes it active
+                    active[key] = time
+                    active.move_to_end(key)
                 if result is not None:
                     mapped.append(result)
-        if self.timeout is not None:
-            threshold = time - self.timeout
-            for key in [k for k, at in updated_at.items() if at <= threshold + 1e-9]:
-                result = function(time, key, None, State(state[key], timing_out=True))
-                del state[key]
-                del updated_at[key]
-                if result is not None:
-                    mapped.append(result)
-        self.side[time] = list(state.items())  # the state snapshot
+        if timeout is not None:
+            self._time_out(time, time - timeout, mapped)
+        if self.side_wanted:  # the state snapshot, in copies later batches cannot change
+            self.side[time] = [(key, private_copy(value)) for key, value in state.items()]
         return mapped
+
+    def _time_out(self, time: float, threshold: float, mapped: list[Any]) -> None:
+        """The last call of every key not active since ``threshold``, oldest first."""
+        function, state, active = self.user_fn, self.state, self.active
+        while active:
+            key, last = next(iter(active.items()))
+            if last > threshold + 1e-9:
+                return
+            result = function(time, key, None, State(state[key], timing_out=True))
+            del state[key]
+            del active[key]
+            if result is not None:
+                mapped.append(result)
 
 
 class SideOutputNode(Node):
@@ -253,6 +308,7 @@ class SideOutputNode(Node):
     def __init__(self, owner: StatefulNode, kind: str, name: str | None) -> None:
         self.kind = kind
         super().__init__(owner.graph, (owner,), name)
+        owner.side_wanted = True
 
     async def compute(self, time: float) -> Batch[Any] | None:
         owner = self.parents[0]

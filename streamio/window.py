@@ -10,11 +10,12 @@ batches leaving, so its cost per slide does not grow with the window's length.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from .batch import Batch, merge_by_key
+from .batch import Batch, copier_for, merge_by_key, reduce_partition
 from .errors import ConfigurationError, OperatorError, StreamioError
 from .functions import describe
 from .graph import Node
@@ -79,12 +80,9 @@ class WindowNode(Node):
 
 
 def _reduce_values(func: Callable[[Any, Any], Any], batches: list[Batch[Any]]) -> dict[Any, Any]:
-    acc: dict[Any, Any] = {}
-    for batch in batches:
-        for partition in batch.partitions:
-            for key, value in partition:
-                acc[key] = func(acc[key], value) if key in acc else value
-    return acc
+    """The values of each key over several batches, reduced (private copies)."""
+    pairs = itertools.chain.from_iterable(part for batch in batches for part in batch.partitions)
+    return reduce_partition(func, pairs)
 
 
 class ReducedWindowNode(Node):
@@ -154,12 +152,17 @@ class ReducedWindowNode(Node):
         leaving: list[Batch[Any]],
         entering: list[Batch[Any]],
     ) -> dict[Any, Any]:
+        """The new window from the previous one. The previous window's values are
+        kept (emitted, and read again for the next one): the functions get private
+        copies of those they change, so the cost follows the keys touched."""
         func, inv_func = self._func, self._inv_func
+        own = copier_for(func, inv_func)
         result: dict[Any, Any] = {}
         if previous is not None:
             for partition in previous.partitions:
                 result.update(partition)
-        for key, value in _reduce_values(func, leaving).items():
+        left = _reduce_values(func, leaving)
+        for key, value in left.items():
             if key not in result:
                 msg = (
                     f"key {key!r} leaves the window but the previous window has no value "
@@ -167,9 +170,14 @@ class ReducedWindowNode(Node):
                     "keys hash inconsistently?"
                 )
                 raise OperatorError(self.label, previous.time if previous else 0.0, msg)
-            result[key] = inv_func(result[key], value)
+            result[key] = inv_func(own(result[key]), value)
         for key, value in _reduce_values(func, entering).items():
-            result[key] = func(result[key], value) if key in result else value
+            if key not in result:
+                result[key] = value
+            elif key in left:  # a value of this window's own already
+                result[key] = func(result[key], value)
+            else:
+                result[key] = func(own(result[key]), value)
         if self._filter_func is not None:
             keep = self._filter_func
             result = {key: value for key, value in result.items() if keep((key, value))}

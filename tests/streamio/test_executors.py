@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
 import multiprocessing
 import operator
 import os
 import random
 import traceback
+import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,9 @@ GRAPHS = {
     "filter and map": lambda s: s.filter(lambda line: "c" in line).map(len),
     "group by key": lambda s: s.map(lambda line: (len(line), line)).group_by_key(),
     "count": lambda s: s.flat_map(str.split).count(),
+    "running count": lambda s: s.flat_map(str.split)
+    .map(lambda w: (w, 1))
+    .update_state_by_key(lambda counts, old: sum(counts, old or 0)),
 }
 
 
@@ -149,9 +155,42 @@ async def test_no_worker_process_is_left_after_the_context_stops():
     assert {child.pid for child in multiprocessing.active_children()} == before
 
 
-async def test_a_given_executor_is_used_and_left_open(pool):
-    await run_graph(GRAPHS["word count"], LINES, executor=pool)
-    assert pool.submit(operator.add, 1, 2).result() == 3  # still usable: not shut down
+async def test_a_given_executor_is_used_and_left_open():
+    with concurrent.futures.ProcessPoolExecutor(1) as single:
+        worker = single.submit(os.getpid).result()  # the pool's one worker process
+        expected = await run_graph(GRAPHS["word count"], LINES)
+        assert await run_graph(GRAPHS["word count"], LINES, executor=single) == expected
+        pids = await run_graph(lambda s: s.map(worker_pid), [[1, 2, 3]], executor=single)
+        assert pids == [(1.0, [str(worker)] * 3)]  # the stages ran in the given pool
+        assert single.submit(operator.add, 1, 2).result() == 3  # still usable: not shut down
+
+
+UNPICKLED: Counter[str] = Counter()  # in each process: unpicklings of each counter
+
+
+class CountsItsUnpickling:
+    """A stage function that counts, in the worker process, how often it was unpickled."""
+
+    def __init__(self) -> None:
+        self.token = uuid.uuid4().hex
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.__dict__.update(state)
+        UNPICKLED[self.token] += 1
+
+    def __call__(self, record: int) -> tuple[int, int]:
+        return (os.getpid(), UNPICKLED[self.token])
+
+
+async def test_a_stage_is_unpickled_once_per_worker_process():
+    counter = CountsItsUnpickling()
+    batches = [list(range(8)), list(range(8))]  # partition_size=2: four partitions each
+    got = await run_graph(
+        lambda s: s.map(counter, executor="process"), batches, max_workers=2
+    )
+    seen = [ast.literal_eval(record) for _, records in got for record in records]
+    assert len(seen) == 16
+    assert {unpicklings for _, unpicklings in seen} == {1}  # every worker: once
 
 
 @pytest.mark.parametrize("executor", ["threads", 3, None])

@@ -8,6 +8,7 @@ are synchronous and run the pipeline with ``streamio.run`` on asyncio's loop; th
 
 from __future__ import annotations
 
+import copy
 import math
 import operator
 import re
@@ -27,10 +28,12 @@ import streamio
 from streamio import (
     ConfigurationError,
     DStream,
+    LazyChunk,
     ManualClock,
     OperatorError,
     StreamingContext,
 )
+from streamio.batch import split_chunks
 from streamio.testing import ListSink, collect_batches
 
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -328,7 +331,8 @@ def test_combine_by_key(batches, size, n):
         partition_size=size,
     )
     each_batch(sums, [ref.combine_by_key(create, merge_value, b) for b in batches], ref.multiset)
-    each_batch(lists, [ref.group_by_key(b) for b in batches], ref.unordered)
+    # partitions are combined, then merged, in record order: each key's list is in order
+    each_batch(lists, [ref.group_by_key(b) for b in batches], ref.multiset)
 
 
 @SETTINGS
@@ -665,7 +669,94 @@ def test_several_partitions_give_the_same_results(batches, other, size, n):
     each_batch(many[6], ref.per_batch(ref.join, pairs, other), ref.multiset)
 
 
+class Numbers(LazyChunk[int]):
+    """The numbers of ``range(start, stop)``, built on each read."""
+
+    def __init__(self, start: int, stop: int) -> None:
+        self.start, self.stop = start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, self.stop))
+
+    def slice(self, start: int, stop: int) -> Numbers:
+        return Numbers(self.start + start, self.start + stop)
+
+
+@st.composite
+def chunk_lists(draw):
+    """Chunks as a buffer hands them to a batch: lists, other sequences, lazy chunks."""
+    chunks, start = [], 0
+    for kind, size in draw(
+        st.lists(st.tuples(st.sampled_from(["list", "tuple", "lazy"]), st.integers(0, 12)))
+    ):
+        numbers = range(start, start + size)
+        start += size
+        chunks.append(
+            Numbers(numbers.start, numbers.stop)
+            if kind == "lazy"
+            else (list(numbers) if kind == "list" else tuple(numbers))
+        )
+    return chunks
+
+
+@SETTINGS
+@given(chunks=chunk_lists(), size=st.integers(1, 7))
+def test_chunks_are_cut_into_full_partitions_in_order(chunks, size):
+    expected = [record for chunk in chunks for record in chunk]
+    runs = []  # the records of each run of plain chunks, between lazy ones
+    for chunk in chunks:
+        if isinstance(chunk, LazyChunk):
+            runs.append(("lazy", list(chunk)))
+        elif runs and runs[-1][0] == "plain":
+            runs[-1][1].extend(chunk)
+        else:
+            runs.append(("plain", list(chunk)))
+    parts = split_chunks(chunks, size)
+    assert [record for part in parts for record in part] == expected
+    # each run is cut into full partitions but its last; lazy chunks stay lazy
+    want = []
+    for kind, records in runs:
+        cut = [records[i : i + size] for i in range(0, len(records), size)]
+        want += [(kind == "lazy", piece) for piece in cut]
+    assert [(isinstance(part, LazyChunk), list(part)) for part in parts] == (want or [(False, [])])
+
+
 # -- fusion and memoisation ------------------------------------------------------------------
+
+
+def extend(a, b):
+    """PySpark's idiom for a reduce that builds its result in its first argument."""
+    return a.extend(b) or a
+
+
+@pytest.mark.parametrize("size", [1, 2, 10_000])
+async def test_functions_that_extend_their_first_argument_leave_what_is_kept_alone(size):
+    """The batches of a stream with several consumers, and the application's own
+    records, come out unchanged when reduce functions extend their first argument."""
+    inputs = [[[1], [2], [3]], [[4], [5]]]
+    originals = copy.deepcopy(inputs)
+
+    def build(s):
+        pairs = s.map(lambda values: ("k", values))
+        return (
+            s,
+            s.reduce(extend),
+            pairs.reduce_by_key(extend),
+            pairs.combine_by_key(lambda v: v, extend, extend),
+            pairs.reduce_by_key(extend, 2),
+            pairs,
+        )
+
+    got = await run_graph(build, inputs, partition_size=size)
+    records, reduced, by_key, combined, by_key_2, pairs = got
+    assert records == originals
+    assert reduced == [[[1, 2, 3]], [[4, 5]]]
+    assert by_key == combined == by_key_2 == [[("k", [1, 2, 3])], [("k", [4, 5])]]
+    assert pairs == [[("k", [1]), ("k", [2]), ("k", [3])], [("k", [4]), ("k", [5])]]
+    assert inputs == originals
 
 
 class Calls(Counter):

@@ -23,6 +23,7 @@ from streamio import (
     ManualClock,
     OperatorError,
     State,
+    StateError,
     StateSpec,
     StreamingContext,
 )
@@ -245,6 +246,51 @@ async def test_update_state_by_key_initial_state():
     ]
 
 
+def extend_state(values, state):
+    """PySpark's test updater: it extends the state in place."""
+    if not state:
+        state = []
+    state.extend(values)
+    return state
+
+
+async def test_pyspark_update_state_by_key():
+    """pyspark/streaming/tests/test_dstream.py: each batch's state, as emitted then."""
+    run = await run_stepped(
+        lambda s: s.update_state_by_key(extend_state), [[("k", i)] for i in range(5)]
+    )
+    expected = [[0], [0, 1], [0, 1, 2], [0, 1, 2, 3], [0, 1, 2, 3, 4]]
+    assert [records for _, records in run.outputs[0]] == [[("k", v)] for v in expected]
+
+
+async def test_pyspark_update_state_by_key_initial_rdd():
+    initial = [0, 1]
+    run = await run_stepped(
+        lambda s: s.update_state_by_key(extend_state, [("k", initial)]),
+        [[("k", i)] for i in range(2, 5)],
+    )
+    expected = [[0, 1, 2], [0, 1, 2, 3], [0, 1, 2, 3, 4]]
+    assert [records for _, records in run.outputs[0]] == [[("k", v)] for v in expected]
+    assert initial == [0, 1]  # the application's own list is left as it was
+
+
+async def test_update_state_by_key_downstream_of_a_fused_map_names_the_map():
+    def pair(x):
+        if x == 13:
+            raise ValueError("poisoned")
+        return (x % 2, x)
+
+    with pytest.raises(OperatorError) as info:
+        async with StreamingContext(batch_interval=1.0, clock=ManualClock()) as ssc:
+            pairs = ssc.queue_stream([[1, 2], [3, 13]]).map(pair, name="pairs")
+            counts = pairs.update_state_by_key(lambda vs, old: sum(vs, old or 0))
+            counts.foreach_batch(lambda records: None)
+            ssc.start()
+            await step(ssc, 2)
+    assert info.value.operator == "pairs"
+    assert info.value.batch_time == 2.0
+
+
 async def test_update_state_by_key_initial_keys_are_updated_in_the_first_batch():
     seen = []
 
@@ -278,7 +324,7 @@ def make_mapping(remove_mod, keep_mod, silent_mod):
             try:
                 state.update(-1)
                 refused = False
-            except Exception:
+            except StateError:
                 refused = True
             return (key, "timeout", time, exists, old, state.is_timing_out(), refused)
         timing_out = state.is_timing_out()
@@ -304,7 +350,7 @@ def make_mapping(remove_mod, keep_mod, silent_mod):
 )
 def test_map_with_state(batches, mods, timeout, initial, size):
     mapping = make_mapping(*mods)
-    initial_state = list(initial.items()) if timeout is None else None
+    initial_state = list(initial.items())
 
     def build(s):
         mapped = s.map_with_state(StateSpec(mapping, initial_state=initial_state, timeout=timeout))
@@ -429,14 +475,14 @@ async def test_the_state_interface():
         entry["timing_out"] = state.is_timing_out()
         try:
             entry["get"] = state.get()
-        except Exception:
+        except StateError:
             entry["get"] = "raised"
         if value is None:
             for name, call in (("update", lambda: state.update(0)), ("remove", state.remove)):
                 try:
                     call()
                     entry[name] = "allowed"
-                except Exception:
+                except StateError:
                     entry[name] = "raised"
             entry["exists_after"] = state.exists()
         elif value == "set":
@@ -496,6 +542,25 @@ async def test_map_with_state_initial_state():
         [("a", 101), ("z", 7)],
         [("a", 101), ("z", 7)],
         [("a", 101), ("n", 2), ("z", 8)],
+    ]
+
+
+async def test_state_snapshots_keep_each_batch_when_the_state_changes_in_place():
+    def append(time, key, value, state):
+        if state.exists():
+            state.get().append(value)  # changed in place, no update() needed
+        else:
+            state.update([value])
+
+    run = await run_stepped(
+        lambda s: s.map_with_state(StateSpec(append)).state_snapshots(),
+        [[("k", 1)], [("k", 2)], [], [("k", 3)]],
+    )
+    assert [records for _, records in run.outputs[0]] == [
+        [("k", [1])],
+        [("k", [1, 2])],
+        [("k", [1, 2])],
+        [("k", [1, 2, 3])],
     ]
 
 

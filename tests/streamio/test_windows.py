@@ -744,10 +744,36 @@ async def test_slice_of_forgotten_batches_says_to_call_remember():
         source.foreach_batch(lambda records: None)
         ssc.start()
         await step(ssc, 5)
-        with pytest.raises(streamio.StreamioError, match=r"remember"):
+        forgotten = r"the batch at 1.0 of '\w+' is not remembered; call ssc.remember"
+        with pytest.raises(ConfigurationError, match=forgotten):
             source.slice(1.0, 1.0)
-        with pytest.raises(streamio.StreamioError, match=r"remember"):
+        with pytest.raises(ConfigurationError, match=forgotten):
             source.slice(1.0, 5.0)
+
+
+async def test_slice_of_batches_that_have_not_run_says_so():
+    clock = ManualClock()
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.remember(10.0)
+        source = ssc.queue_stream([[1], [2], [3]])
+        source.foreach_batch(lambda records: None)
+        windowed = source.window(2.0, 2.0)
+        windowed.foreach_batch(lambda records: None)
+        ssc.start()
+        with pytest.raises(
+            streamio.ContextStateError,
+            match=r"the batch at 1.0 of '\w+' has not run yet \(no batch has run\)",
+        ):
+            source.slice(1.0, 1.0)
+        await step(ssc, 3)
+        assert [(t, list(r)) for t, r in source.slice(2.0, 3.0)] == [(2.0, [2]), (3.0, [3])]
+        with pytest.raises(
+            streamio.ContextStateError,
+            match=r"the batch at 4.0 of '\w+' has not run yet \(the last one ran at 3.0\)",
+        ):
+            source.slice(2.0, 4.0)
+        with pytest.raises(streamio.ContextStateError, match=r"at 4\.0 .* has not run yet"):
+            windowed.slice(1.0, 5.0)
 
 
 async def test_slice_with_a_short_remember_duration():
@@ -843,3 +869,157 @@ async def test_an_error_in_a_window_function_names_the_operator(where, poison, b
     assert info.value.batch_time == batch_time
     assert len(boom.raised) == 1
     assert info.value.__cause__ is boom.raised[0]
+
+
+# -- PySpark's windowed tests (pyspark/streaming/tests/test_dstream.py) ----------------------------
+
+
+def pyspark_outputs(build, batches, count):
+    """What PySpark's ``_test_func`` collects: batches of 0.5 s fed one per tick
+    through a queue stream, the first ``count`` non-empty outputs."""
+    ticks = len(batches) + 10  # enough empty batches for the windows to drain
+    run = drive(build, [list(b) for b in batches] + [[]] * (ticks - len(batches)), interval=0.5)
+    return [records for _, records in run.outputs[0] if records][:count]
+
+
+def by_key(outputs):
+    return [sorted(records, key=repr) for records in outputs]
+
+
+PYSPARK_INPUT = [range(1), range(2), range(3), range(4), range(5)]
+PYSPARK_GROUP_INPUT = [[("a", i)] for i in range(5)]
+PYSPARK_GROUPED = [
+    [("a", [0])],
+    [("a", [0, 1])],
+    [("a", [0, 1, 2])],
+    [("a", [1, 2, 3])],
+    [("a", [2, 3, 4])],
+    [("a", [3, 4])],
+    [("a", [4])],
+]
+
+
+def extend(a, b):
+    """PySpark's groupByKeyAndWindow reduces with ``a.extend(b) or a``."""
+    return a.extend(b) or a
+
+
+def drop_leaving(a, b):
+    """... and removes the values leaving the window with ``a[len(b):]``."""
+    return a[len(b) :]
+
+
+def test_pyspark_window():
+    expected = [[1], [3], [6], [9], [12], [9], [5]]
+    assert pyspark_outputs(lambda s: s.window(1.5, 0.5).count(), PYSPARK_INPUT, 7) == expected
+
+
+def test_pyspark_count_by_window():
+    expected = [[1], [3], [6], [9], [12], [9], [5]]
+    assert pyspark_outputs(lambda s: s.count_by_window(1.5, 0.5), PYSPARK_INPUT, 7) == expected
+
+
+def test_pyspark_count_by_window_large():
+    batches = [*PYSPARK_INPUT, range(6)]
+    expected = [[1], [3], [6], [10], [15], [20], [18], [15], [11], [6]]
+    assert pyspark_outputs(lambda s: s.count_by_window(2.5, 0.5), batches, 10) == expected
+
+
+def test_pyspark_count_by_value_and_window():
+    batches = [*PYSPARK_INPUT, range(6)]
+    expected = [
+        [(0, 1)],
+        [(0, 2), (1, 1)],
+        [(0, 3), (1, 2), (2, 1)],
+        [(0, 4), (1, 3), (2, 2), (3, 1)],
+        [(0, 5), (1, 4), (2, 3), (3, 2), (4, 1)],
+        [(0, 5), (1, 5), (2, 4), (3, 3), (4, 2), (5, 1)],
+        [(0, 4), (1, 4), (2, 4), (3, 3), (4, 2), (5, 1)],
+        [(0, 3), (1, 3), (2, 3), (3, 3), (4, 2), (5, 1)],
+        [(0, 2), (1, 2), (2, 2), (3, 2), (4, 2), (5, 1)],
+        [(0, 1), (1, 1), (2, 1), (3, 1), (4, 1), (5, 1)],
+    ]
+    got = pyspark_outputs(lambda s: s.count_by_value_and_window(2.5, 0.5), batches, 10)
+    assert by_key(got) == expected
+
+
+def test_pyspark_group_by_key_and_window():
+    got = pyspark_outputs(
+        lambda s: s.group_by_key_and_window(1.5, 0.5).map_values(list), PYSPARK_GROUP_INPUT, 8
+    )
+    assert got == PYSPARK_GROUPED  # and nothing after: keys without values are dropped
+
+
+@pytest.mark.parametrize("inverse", [drop_leaving, None], ids=["incremental", "recomputed"])
+def test_pyspark_group_by_key_and_window_as_pyspark_builds_it(inverse):
+    """PySpark's own groupByKeyAndWindow: a reduce_by_key_and_window whose function
+    extends its first list in place. The values kept for later windows (the batches
+    of the window, the previous window) must come out unchanged."""
+
+    def build(s):
+        lists = s.map_values(lambda x: [x])
+        return lists.reduce_by_key_and_window(extend, inverse, 1.5, 0.5)
+
+    assert pyspark_outputs(build, PYSPARK_GROUP_INPUT, 7) == PYSPARK_GROUPED
+
+
+def test_pyspark_reduce_by_key_and_window_with_none_inv_func():
+    batches = [*PYSPARK_INPUT, range(6)]
+
+    def build(s):
+        windowed = s.map(lambda x: (x, 1)).reduce_by_key_and_window(operator.add, None, 5, 1)
+        return windowed.filter(lambda kv: kv[1] > 0).count()
+
+    assert pyspark_outputs(build, batches, 6) == [[2], [4], [6], [6], [6], [6]]
+
+
+async def test_pyspark_reduce_by_invalid_window():
+    async with StreamingContext(batch_interval=0.5, clock=ManualClock()) as ssc:
+        stream = ssc.queue_stream([[("a", 1)]])
+        with pytest.raises(ConfigurationError, match=r"window_length 0\.1 must be a positive"):
+            stream.reduce_by_key_and_window(operator.add, None, 0.1, 0.1)
+        with pytest.raises(ConfigurationError, match=r"slide_interval 0\.1 must be a positive"):
+            stream.reduce_by_key_and_window(operator.add, None, 1, 0.1)
+
+
+# -- functions that change their first argument --------------------------------------------------
+
+
+@SETTINGS
+@given(
+    batches=batches_of(PAIRS),
+    shape=lengths(),
+    size=PARTITION_SIZES,
+    n=NUM_PARTITIONS,
+)
+def test_windows_of_lists_extended_in_place(batches, shape, size, n):
+    """Every windowed path gives the values of the window, in order, when the function
+    builds its result in its first argument: nothing it was given is kept anywhere."""
+    length, slide = shape
+    w, sl = float(length), float(slide)
+
+    def build(s):
+        lists = s.map_values(lambda v: [v])
+        return (
+            lists.reduce_by_key_and_window(extend, None, w, sl, n),
+            lists.reduce_by_key_and_window(extend, drop_leaving, w, sl, n, lambda kv: kv[1]),
+            s.group_by_key_and_window(w, sl, n),
+            s.map(lambda pair: [pair[1]]).reduce_by_window(extend, None, w, sl),
+            s.map(lambda pair: [pair[1]]).reduce_by_window(extend, drop_leaving, w, sl),
+            lists,  # the parent shared by the windows, unchanged
+        )
+
+    run = drive(build, batches, partition_size=size)
+    windows = wref.window(batches, length, slide)
+    grouped = [(float(k), ref.multiset(ref.group_by_key(records))) for k, records in windows]
+    for output in run.outputs[:3]:
+        assert [(t, ref.multiset(records)) for t, records in output] == grouped
+    # one list per window; with the inverse, an emptied window gives the "zero", []
+    values = [(k, [value for _, value in records]) for k, records in windows]
+    assert run.outputs[3] == [(float(k), [v] if v else []) for k, v in values]
+    assert run.outputs[4] == [
+        (float(k), [v] if v or any(batches[:k]) else []) for k, v in values
+    ]
+    assert [records for _, records in run.outputs[5]] == [
+        [(key, [value]) for key, value in batch] for batch in batches
+    ]

@@ -20,6 +20,8 @@ from typing import Any
 
 from reference import count_by_value, freeze, reduce_by_key
 
+from streamio import StateError
+
 
 def emitting(ticks: int, slide: int) -> list[int]:
     """The batches at which a stream of slide ``slide`` emits, among ``1 .. ticks``."""
@@ -235,16 +237,16 @@ class RefState:
 
     def update(self, value: Any) -> None:
         if self._timing_out:
-            raise RuntimeError("cannot update a state that is timing out")
+            raise StateError("cannot update a state that is timing out")
         if self.removed:
-            raise RuntimeError("cannot update a removed state")
+            raise StateError("cannot update a removed state")
         self._value, self._exists, self.updated = value, True, True
 
     def remove(self) -> None:
         if self._timing_out:
-            raise RuntimeError("cannot remove a state that is timing out")
+            raise StateError("cannot remove a state that is timing out")
         if self.removed:
-            raise RuntimeError("state already removed")
+            raise StateError("state already removed")
         self._value, self._exists, self.removed = None, False, True
 
     def is_timing_out(self) -> bool:
