@@ -18,6 +18,7 @@ objects.
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar, overload
 
@@ -50,7 +51,7 @@ class LazyChunk(Sequence[T_co]):
     def __getitem__(self, index: int) -> T_co: ...
 
     @overload
-    def __getitem__(self, index: slice) -> Sequence[T_co]: ...
+    def __getitem__(self, index: builtins.slice) -> Sequence[T_co]: ...
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):

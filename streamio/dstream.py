@@ -19,7 +19,7 @@ import operator as _operator
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from .batch import combine_partition, concat_lists, group_partition, reduce_partition
 from .buffer import BufferStatistics, ChunkBuffer
@@ -40,7 +40,14 @@ from .nodes import (
     UnionNode,
 )
 from .outputs import OutputOperation
-from .state import MapWithStateNode, SideOutputNode, StateSpec, UpdateStateNode, initial_pairs
+from .state import (
+    MapWithStateNode,
+    SideOutputNode,
+    StatefulNode,
+    StateSpec,
+    UpdateStateNode,
+    initial_pairs,
+)
 from .window import ReducedWindowNode, WindowNode, check_window, times_between
 
 if TYPE_CHECKING:
@@ -122,7 +129,7 @@ class DStream(Generic[T]):
         if buffer is None:
             msg = f"{self.name!r} is not a receiver stream: only those have a buffer"
             raise ConfigurationError(msg)
-        return buffer  # type: ignore[no-any-return]
+        return buffer
 
     def buffer_statistics(self) -> BufferStatistics:
         """For a receiver stream: its buffer's fill level (records held, capacity,
@@ -330,7 +337,7 @@ class DStream(Generic[T]):
         [[1, '1']]
         """
         if isinstance(func, DStream) and callable(other):
-            func, other = other, func  # type: ignore[assignment]
+            func, other = other, func
         other_node = self._other(other, "transform_with")
         with_time = _with_time(func, "transform_with", 2)
         return self._wrap(TransformNode((self._node, other_node), func, with_time, name))
@@ -615,8 +622,10 @@ class DStream(Generic[T]):
         count = _check_partitions(num_partitions, "reduce_by_key_and_window")
         reduced = self.reduce_by_key(func, count)._node
         if inv_func is None:
-            windowed = WindowNode(reduced, length, slide, None)
-            result = DStream(self._context, windowed).reduce_by_key(func, count, name=name)
+            windowed: DStream[tuple[K, V]] = DStream(
+                self._context, WindowNode(reduced, length, slide, None)
+            )
+            result: DStream[tuple[K, V]] = windowed.reduce_by_key(func, count, name=name)
         else:
             result = self._wrap(
                 ReducedWindowNode(reduced, func, inv_func, length, slide, count, filter_func, name)
@@ -643,7 +652,9 @@ class DStream(Generic[T]):
         """
         length, slide = self._window("group_by_key_and_window", window_length, slide_interval)
         count = _check_partitions(num_partitions, "group_by_key_and_window")
-        windowed = DStream(self._context, WindowNode(self._node, length, slide, None))
+        windowed: DStream[tuple[K, V]] = DStream(
+            self._context, WindowNode(self._node, length, slide, None)
+        )
         return _name_hidden_steps(windowed.group_by_key(count, name=name), self)
 
     def reduce_by_window(
@@ -943,7 +954,8 @@ class MapWithStateDStream(DStream[T]):
 
     def state_snapshots(self, *, name: str | None = None) -> DStream[tuple[Any, Any]]:
         """Every ``(key, state)`` after each batch."""
-        return DStream(self._context, SideOutputNode(self._node, "state_snapshots", name))
+        owner = cast(StatefulNode, self._node)
+        return DStream(self._context, SideOutputNode(owner, "state_snapshots", name))
 
 
 class EventTimeDStream(DStream[T]):
@@ -953,7 +965,8 @@ class EventTimeDStream(DStream[T]):
 
     def late_records(self, *, name: str | None = None) -> DStream[Any]:
         """The records that arrived after every window they belong to was emitted."""
-        return DStream(self._context, SideOutputNode(self._node, "late_records", name))
+        owner = cast(StatefulNode, self._node)
+        return DStream(self._context, SideOutputNode(owner, "late_records", name))
 
 
 def _key_one(record: Any) -> tuple[int, Any]:

@@ -79,7 +79,7 @@ def load_stage(payload: bytes) -> tuple[Callable[[Any], Any], Ops]:
     process and kept by payload, so a batch's partitions (and the next batches, which
     send the same bytes) reuse them. Like the inline executor's, that one function
     object then runs every partition the worker gets."""
-    return cloudpickle.loads(payload)  # type: ignore[no-any-return]
+    return cloudpickle.loads(payload)
 
 
 def run_partition(payload: bytes, partition: Any) -> Any:

@@ -66,7 +66,7 @@ class State(Generic[S]):
         """The state. Raises StateError when there is none (check ``exists()``)."""
         if self._value is _MISSING:
             raise StateError("the key has no state; check state.exists() before state.get()")
-        return self._value  # type: ignore[no-any-return]
+        return self._value
 
     def get_option(self, default: Any = None) -> S | Any:
         """The state, or ``default`` when there is none."""
@@ -268,7 +268,7 @@ class MapWithStateNode(StatefulNode):
         mapped: list[Any] = []
         for partition in parts:
             for key, value in partition:
-                current = State(state.get(key, _MISSING))
+                current: State[Any] = State(state.get(key, _MISSING))
                 result = function(time, key, value, current)
                 if current._removed:
                     state.pop(key, None)

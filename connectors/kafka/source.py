@@ -84,7 +84,7 @@ class KafkaSourceStatistics:
     broker_failures: int = 0
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance(ConsumerRebalanceListener):
     """Forwards aiokafka's rebalance callbacks to the source (runs on aiokafka's task)."""
 
     def __init__(self, source: KafkaSource, consumer: AIOKafkaConsumer) -> None:

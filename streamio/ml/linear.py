@@ -84,7 +84,7 @@ class LinearRegressionModel:
 
     def predict_all(self, features: np.ndarray) -> list[Any]:
         """Predictions for the rows of an ``(n, dim)`` array."""
-        return (features @ self.weights + self.intercept).tolist()  # type: ignore[no-any-return]
+        return (features @ self.weights + self.intercept).tolist()
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,7 +111,7 @@ class LogisticRegressionModel(LinearRegressionModel):
             )
 
     def predict_all(self, features: np.ndarray) -> list[Any]:
-        return (self.probabilities(features) > 0.5).astype(int).tolist()  # type: ignore[no-any-return]
+        return (self.probabilities(features) > 0.5).astype(int).tolist()
 
 
 def least_squares_gradient(features: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> Any:
@@ -153,7 +153,7 @@ def gradient_descent(
         step = step_size / math.sqrt(i)
         new = weights * (1.0 - step * reg_param) - step * (gradient(x, y, weights) / len(y))
         done = updated and bool(
-            np.linalg.norm(weights - new) < convergence_tol * max(np.linalg.norm(new), 1.0)
+            np.linalg.norm(weights - new) < convergence_tol * max(float(np.linalg.norm(new)), 1.0)
         )
         weights, updated = new, True
         if done:
