@@ -13,6 +13,7 @@ from .errors import (
     OperatorError,
     ReceiverError,
     StateError,
+    StopTimeoutError,
     StreamioError,
 )
 from .event_time import EventWindow
@@ -46,6 +47,7 @@ __all__ = [
     "State",
     "StateError",
     "StateSpec",
+    "StopTimeoutError",
     "SystemClock",
     "run",
 ]

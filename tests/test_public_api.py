@@ -36,6 +36,7 @@ PUBLIC_NAMES = {
     "State",
     "StateError",
     "StateSpec",
+    "StopTimeoutError",
     "StreamioError",
     "SystemClock",
     "run",
