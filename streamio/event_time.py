@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from .functions import Ops
 from .graph import Node
 from .state import StatefulNode
 
@@ -67,6 +68,10 @@ class EventTimeWindowNode(StatefulNode):
         self.watermark = -math.inf
         self.open: dict[tuple[Any, float, float], list[Any]] = {}
         self._arrivals = 0  # records seen, numbering them in arrival order
+
+    def user_functions(self) -> Ops:
+        named = ((self.label, self.user_fn), (self.label, self._key))
+        return tuple((name, fn) for name, fn in named if fn is not None)
 
     def window_starts(self, time: float) -> list[float]:
         """Starts of the windows ``[start, start + length)`` that hold an event at

@@ -15,21 +15,19 @@ own modules, output operations in :mod:`streamio.outputs`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .batch import Batch, PartitionFn, compose
-from .errors import ConfigurationError, ContextStateError, OperatorError, StreamioError
-from .functions import find_failing
+from .errors import ConfigurationError, ContextStateError
+from .functions import Ops, operator_failures
 
 if TYPE_CHECKING:
     from .executors import PartitionExecutor
     from .outputs import OutputOperation
 
 __all__ = ["Graph", "Node", "Ops", "Pipeline"]
-
-Ops = tuple[tuple[str, Callable[..., Any]], ...]
 
 
 @dataclass(frozen=True)
@@ -158,8 +156,8 @@ class Graph:
         """Run ``node``'s pipeline plus ``tail`` over each partition of its source batch.
 
         Returns the list of per-partition results, or None when the source has no
-        batch at ``time``. A user function that raises becomes an OperatorError
-        naming its operator.
+        batch at ``time``. A failure becomes an OperatorError naming the operator
+        and function that raised (see :func:`~streamio.functions.operator_failures`).
         """
         pipeline = node.pipeline().then(tail, tail_ops, executor)
         batch = await pipeline.source.get(time)
@@ -168,15 +166,8 @@ class Graph:
         if pipeline.fn is None:
             return batch.partitions
         runner = self.executors[pipeline.executor or self.default_executor]
-        try:
+        with operator_failures(what, time, pipeline.ops):
             return await runner.map_partitions(pipeline.fn, batch.partitions, pipeline.ops)
-        except StreamioError:
-            raise
-        except Exception as exc:
-            failing = getattr(exc, "streamio_operator", None)  # named in a worker process
-            if failing is None:
-                failing = find_failing(pipeline.ops, exc) if pipeline.ops else what
-            raise OperatorError(failing, time, f"{type(exc).__name__}: {exc}") from exc
 
 
 class Node:

@@ -27,7 +27,7 @@ from .batch import (
     split_records,
 )
 from .errors import OperatorError
-from .functions import describe, find_failing
+from .functions import operator_failures
 from .graph import Node, Ops, Pipeline
 
 __all__ = [
@@ -107,11 +107,8 @@ class ShuffleNode(Node):
         combined = await self.graph.evaluate(self.parents[0], time, self._combine, self.label, ops)
         if combined is None:
             return None
-        try:
+        with operator_failures(self.label, time, ops):
             parts = merge_by_key(combined, self._merge, self._num_partitions or len(combined))
-        except Exception as exc:
-            msg = f"{type(exc).__name__}: {exc}"
-            raise OperatorError(find_failing(ops, exc), time, msg) from exc
         return Batch(time, parts)
 
 
@@ -200,10 +197,8 @@ class ReduceNode(Node):
         )
         if results is None:
             return None
-        try:
+        with operator_failures(self.label, time, ((self.label, func),)):
             return Batch(time, [reduce_results(func, results)])
-        except Exception as exc:
-            raise OperatorError(self.label, time, f"{type(exc).__name__}: {exc}") from exc
 
 
 class TransformNode(Node):
@@ -230,14 +225,11 @@ class TransformNode(Node):
                 return None
             inputs.append(list(itertools.chain.from_iterable(parts)))
         args = (time, *inputs) if self._with_time else tuple(inputs)
-        try:
+        with operator_failures(self.label, time, ((self.label, self._fn),)):
             result = self._fn(*args)
             if inspect.isawaitable(result):
                 result = await result
             records = list(result)
-        except Exception as exc:
-            msg = f"{describe(self._fn)} raised {type(exc).__name__}: {exc}"
-            raise OperatorError(self.label, time, msg) from exc
         return Batch(time, split_records(records, self.graph.partition_size))
 
 
@@ -280,7 +272,6 @@ class AsyncMapNode(Node):
             for _ in range(min(self._concurrency, total)):
                 tg.start_soon(worker, tg.cancel_scope)
         if failure:
-            exc = failure[0]
-            msg = f"{describe(fn)} raised {type(exc).__name__}: {exc}"
-            raise OperatorError(self.label, time, msg) from exc
+            with operator_failures(self.label, time, ((self.label, fn),)):
+                raise failure[0]
         return Batch(time, results)

@@ -7,8 +7,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from .errors import OperatorError
-from .functions import describe
+from .functions import operator_failures
 from .graph import Node
 
 __all__ = ["OutputOperation"]
@@ -36,10 +35,7 @@ class OutputOperation:
         if parts is None:
             return
         records = list(itertools.chain.from_iterable(parts))
-        try:
+        with operator_failures(self.name, time, ((self.name, self.user_fn),)):
             result = self.fn(time, records)
             if inspect.isawaitable(result):
                 await result
-        except Exception as exc:
-            msg = f"{describe(self.user_fn)} raised {type(exc).__name__}: {exc}"
-            raise OperatorError(self.name, time, msg) from exc

@@ -24,8 +24,8 @@ from .batch import (
     split_records,
 )
 from .checks import check_number
-from .errors import ConfigurationError, OperatorError, StateError, StreamioError
-from .functions import check_function
+from .errors import ConfigurationError, StateError
+from .functions import Ops, check_function, operator_failures
 from .graph import Node
 from .nodes import NarrowNode
 
@@ -146,16 +146,16 @@ class StatefulNode(Node):
         parts = await self.read(time)
         if parts is None:
             return None
-        try:
+        with operator_failures(self.label, time, self.user_functions()):
             pairs = self.update(time, parts)
-        except StreamioError:
-            raise
-        except Exception as exc:
-            raise OperatorError(self.label, time, f"{type(exc).__name__}: {exc}") from exc
         self.state_time = time
         return Batch(time, self.partition(pairs, len(parts)))
 
     user_fn: Callable[..., Any]
+
+    def user_functions(self) -> Ops:
+        """The user functions ``update`` calls, named for errors."""
+        return ((self.label, self.user_fn),)
 
     async def read(self, time: float) -> list[Any] | None:
         """The parent's batch as ``update`` takes it: by default its partitions."""

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .batch import Batch, copier_for, merge_by_key, reduce_partition
-from .errors import ConfigurationError, OperatorError, StreamioError
-from .functions import describe
+from .errors import ConfigurationError, OperatorError
+from .functions import operator_failures
 from .graph import Node
 
 __all__: list[str] = []
@@ -134,15 +134,9 @@ class ReducedWindowNode(Node):
         previous = await self.get(round(time - slide, 9))
         leaving = await self._batches(time - slide - length, time - length)
         entering = await self._batches(time - slide, time)
-        try:
+        functions = (self._func, self._inv_func, self._filter_func)
+        with operator_failures(self.label, time, tuple((self.label, f) for f in functions if f)):
             result = self._merge(previous, leaving, entering)
-        except StreamioError:
-            raise
-        except Exception as exc:
-            failing = [f for f in (self._func, self._inv_func, self._filter_func) if f]
-            names = ", ".join(describe(f) for f in failing)
-            msg = f"{type(exc).__name__}: {exc} (in one of {names})"
-            raise OperatorError(self.label, time, msg) from exc
         count = self._num_partitions or max((len(b.partitions) for b in entering), default=1)
         return Batch(time, merge_by_key([result], self._func, count))
 
