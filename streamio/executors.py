@@ -17,7 +17,10 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
+import multiprocessing
+import multiprocessing.queues
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, TypeVar
@@ -34,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 P = TypeVar("P")
 R = TypeVar("R")
+
+# Seconds a killed worker process, and the pool's own threads, get to be gone.
+_REAP_TIMEOUT = 5.0
 
 # Named stages: (operator name, user function), for naming the one that failed.
 Ops = tuple[tuple[str, Callable[..., Any]], ...]
@@ -98,10 +104,43 @@ def run_partition(payload: bytes, partition: Any) -> Any:
         raise
 
 
-def process_pool(max_workers: int | None) -> concurrent.futures.ProcessPoolExecutor:
+def _report_pid(pids: multiprocessing.queues.SimpleQueue[int]) -> None:
+    """Worker side, at its start: tell the pool which process this is."""
+    pids.put(os.getpid())
+
+
+class WorkerPool(concurrent.futures.ProcessPoolExecutor):
+    """A process pool that knows its worker processes, so it can kill them.
+
+    Each worker reports its process id when it starts, before it takes any task;
+    :meth:`kill_running_workers` kills those of them that are still alive.
+    """
+
+    def __init__(self, max_workers: int | None) -> None:
+        context = multiprocessing.get_context()
+        self._worker_pids: multiprocessing.queues.SimpleQueue[int] = context.SimpleQueue()
+        super().__init__(
+            max_workers, mp_context=context, initializer=_report_pid, initargs=(self._worker_pids,)
+        )
+
+    def kill_running_workers(self) -> None:
+        """Kill every worker still running (a task it runs is abandoned).
+
+        The pool then sees them die: it terminates and reaps all its workers, and
+        ``shutdown()`` returns.
+        """
+        pids = set()
+        while not self._worker_pids.empty():
+            pids.add(self._worker_pids.get())
+        for child in multiprocessing.active_children():
+            if child.pid in pids:
+                child.kill()
+
+
+def process_pool(max_workers: int | None) -> WorkerPool:
     """A process pool with the platform's start method (fork on Linux up to Python
     3.13, so scripts need no ``if __name__ == "__main__"`` guard there)."""
-    return concurrent.futures.ProcessPoolExecutor(max_workers)
+    return WorkerPool(max_workers)
 
 
 class PoolExecutor:
@@ -157,9 +196,31 @@ class PoolExecutor:
         await anyio.to_thread.run_sync(broken.shutdown)
 
     async def aclose(self) -> None:
-        if self._owned:
-            executor = self._executor
-            await anyio.to_thread.run_sync(lambda: executor.shutdown(cancel_futures=True))
+        """Shut down the pool this object owns; a pool or client given to it is its
+        owner's to shut down.
+
+        Partitions not started yet are cancelled. The workers finish what they run
+        and exit, until the caller's deadline (its cancel scopes'): cancellation
+        kills the workers still running, abandoning their tasks, and waits (at most
+        a few seconds, shielded) until they are gone, so no process is left behind.
+        """
+        if not self._owned:
+            return
+        pool = self._executor
+        # shutdown() blocks until the workers are gone: in a thread of its own, which
+        # killing the workers ends when the deadline comes first
+        closing = threading.Thread(
+            target=pool.shutdown, kwargs={"cancel_futures": True}, name="streamio-pool-shutdown"
+        )
+        closing.start()
+        try:
+            await anyio.to_thread.run_sync(closing.join, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            if isinstance(pool, WorkerPool):
+                pool.kill_running_workers()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_REAP_TIMEOUT):
+                await anyio.to_thread.run_sync(closing.join, abandon_on_cancel=True)
+            raise
 
 
 def check_executor_setting(executor: Any) -> None:
