@@ -40,6 +40,7 @@ from .nodes import UnionNode
 from .receiver import Receiver
 from .runtime import Runtime, single_error
 from .sources import AsyncIterableReceiver, PushReceiver, PushStream
+from .timeouts import move_on_after
 
 __all__ = ["ContextState", "StreamingContext"]
 
@@ -80,7 +81,8 @@ class StreamingContext:
         max_receiver_restarts: how often a failing receiver is restarted before
             its error stops the context.
         receiver_restart_backoff: seconds before the first restart (doubling).
-        stop_timeout: seconds a graceful stop may take before it turns hard.
+        stop_timeout: seconds (of ``clock``) a graceful stop may take before it
+            turns hard; records it leaves are reported by StopTimeoutError.
         executor: where fused stages run unless an operator chose
             (``map(f, executor="process")``): "inline" on the event loop (the
             default), "process" in a process pool the context creates at start and
@@ -369,11 +371,16 @@ class StreamingContext:
         """Start receiving and processing.
 
         Returns at once; ``await ssc.start()`` also waits until every receiver has
-        opened (the first batch always comes after that).
+        opened (the first batch is the first grid time after that), and raises
+        the error that stopped the context if it failed first, so an application
+        does not go on without its stream. Cancelling that wait leaves the
+        context starting.
 
         Raises:
             ConfigurationError: when no output operation is registered.
             ContextStateError: when started twice, or outside ``async with``.
+            ReceiverError: (awaited) when a receiver failed to open, after its
+                restarts; the block's exit does not raise it again.
         """
         if self.state is not ContextState.INITIALIZED:
             raise ContextStateError(
@@ -402,20 +409,26 @@ class StreamingContext:
         )
         self._runtime.start(self._task_group)
         self._state = ContextState.ACTIVE
-        return _Completion(self._runtime.started.wait)
+        return _Completion(self._runtime.wait_started)
 
     def stop(self, graceful: bool = True) -> _Completion:
         """Stop the context.
 
-        Graceful (the default): receivers stop, the records they buffered are
-        processed in final batches (cut at once, at the next grid times), and the
-        batch in progress finishes. Otherwise the runtime is cancelled now and
-        buffered records are dropped.
+        Graceful (the default): the batch in progress finishes, receivers stop,
+        and the records they buffered are processed in final batches (cut at once,
+        at the next grid times), all within ``stop_timeout`` seconds of the
+        context's clock; past it the stop turns hard and the block's exit raises
+        :class:`~streamio.StopTimeoutError` naming the records left (not
+        committed). Otherwise (``graceful=False``) the runtime is cancelled now,
+        buffered records are dropped, and work still running in the context's
+        process pool is abandoned (its workers killed).
 
         Returns at once; ``await ssc.stop()`` also waits until the context has
-        terminated (awaiting it from inside an output job does not wait, since
-        that job is part of what must finish). Cancelling that wait does not undo
-        the stop.
+        terminated. Awaited from a task of the context's own job (an output
+        function, a ``map_async`` function, a task they started such as a sink's
+        delivery, a listener callback, a receiver) it returns once the stop is
+        requested, without waiting: that task is part of what the stop waits
+        for. Cancelling the wait does not undo the stop.
         """
         if self.state is ContextState.ACTIVE:
             self._request_stop(graceful)
@@ -435,13 +448,17 @@ class StreamingContext:
         self._runtime.request_stop(graceful)
 
     async def await_termination(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        """Wait until the context stops; True if it did, False after ``timeout``.
+        """Wait until the context stops; True if it did, False after ``timeout``
+        seconds of the context's clock (a :class:`~streamio.ManualClock` must be
+        advanced for it to pass).
 
         Cancelling the wait leaves the context running.
 
         Raises:
-            the error that stopped the context (OperatorError, ReceiverError, ...).
-            ContextStateError: if the context was never started.
+            the error that stopped the context (OperatorError, ReceiverError,
+                StopTimeoutError, ...).
+            ContextStateError: if the context was never started, or when awaited
+                from a task of the context's own job, which would wait for itself.
         """
         if self._runtime is None:
             if self._state is ContextState.INITIALIZED:
@@ -449,9 +466,16 @@ class StreamingContext:
                 raise ContextStateError(msg)
             return True
         runtime = self._runtime
+        if runtime.inside() and not runtime.terminated.is_set():
+            msg = (
+                "await_termination() inside the context's own job (an output, a "
+                "map_async function, a listener, a receiver) would wait for itself; "
+                "call ssc.stop() there, and await the termination outside the job"
+            )
+            raise ContextStateError(msg)
         runtime.waiters += 1
         try:
-            with anyio.move_on_after(timeout):
+            async with move_on_after(self._clock, timeout):
                 await runtime.terminated.wait()
         finally:
             runtime.waiters -= 1

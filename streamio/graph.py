@@ -63,7 +63,9 @@ class Graph:
         self.nodes: list[Node] = []
         self.outputs: list[OutputOperation] = []
         self.frozen = False
-        self.zero_time = 0.0  # the grid origin; the first batch is one interval later
+        # The grid origin: the first batch is one interval later (set by the scheduler
+        # once every receiver has opened, so windows align on the first batch).
+        self.zero_time = 0.0
         self.remember = 0.0  # what ssc.remember() asked for
         self._names: set[str] = set()
         self._counter = itertools.count(1)
@@ -108,15 +110,15 @@ class Graph:
             name = f"{base} {number}"
         return name
 
-    def prepare(self, zero_time: float) -> None:
+    def prepare(self) -> None:
         """Called at start: count each node's consumers (which decides what is
         fused) and work out how long each must remember its batches.
 
         A node is computed when something asks for its batch: an output at the
         current time, or a window, up to a slide late (its ``lag``). Its parents
         must keep their batches for that lag, plus what windows re-read.
+        (``zero_time`` is set once the receivers are ready, by the scheduler.)
         """
-        self.zero_time = zero_time
         for node in self.nodes:
             node.consumers = 0
             node.materialized = False

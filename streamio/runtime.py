@@ -4,11 +4,18 @@
 lifecycle; once it starts, a :class:`Runtime` runs the graph inside the context's
 task group: it opens and supervises every receiver, runs the scheduler's tick
 loop, shuts the executors down at the end, and keeps the error that stopped the
-job for ``await_termination()`` and the block's exit.
+job for ``start()``, ``await_termination()`` and the block's exit.
+
+Every task of a runtime (the scheduler's, the receivers', and any task they
+start: a ``map_async`` call, a sink's deliveries) runs with :data:`_CURRENT` set
+to it, so that a stop awaited from inside the job it would wait for returns at
+once instead of waiting for itself.
 """
 
 from __future__ import annotations
 
+import contextvars
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +31,16 @@ from .receiver import GracefulStop, ReceiverOutput, supervise
 from .scheduler import Scheduler, notify
 
 __all__: list[str] = []
+
+# The runtime whose job the current task is part of (None outside any).
+_CURRENT: contextvars.ContextVar[Runtime | None] = contextvars.ContextVar(
+    "streamio_runtime", default=None
+)
+
+# Seconds the executors get to let their workers exit after a run that finished
+# (the workers are idle then); after a failed or cancelled run, work still
+# running is abandoned at once. Either way within the caller's own deadline.
+_EXECUTOR_CLOSE_TIMEOUT = 10.0
 
 
 class Runtime:
@@ -44,17 +61,16 @@ class Runtime:
         self.graph = graph
         self.clock = clock
         self.listeners = listeners
-        self.scheduler = Scheduler(graph, clock, listeners)
+        self.scheduler = Scheduler(graph, clock, listeners, stop_timeout)
         self._max_restarts = max_restarts
         self._backoff = backoff
-        self._stop_timeout = stop_timeout
         self._executor_setting = executor_setting
         self._max_workers = max_workers
-        self._scope: anyio.CancelScope | None = None
-        self._scheduler_task: int | None = None
+        self._scope = anyio.CancelScope()  # cancelled by a hard stop
         self._graceful_stop = GracefulStop()
         self._receivers_done = anyio.Event()
-        self.started = anyio.Event()
+        self._opened = False  # every receiver opened
+        self.started = anyio.Event()  # set once opened, or once terminated
         self.terminated = anyio.Event()
         self.graceful = True
         self.error: BaseException | None = None
@@ -63,8 +79,7 @@ class Runtime:
 
     def start(self, task_group: TaskGroup) -> None:
         """Prepare the graph and the executors, then run in ``task_group``."""
-        first_index = self.scheduler.first_index()
-        self.graph.prepare(zero_time=self.scheduler.batch_time(first_index - 1))
+        self.graph.prepare()
         self.graph.executors = {"inline": InlineExecutor()}
         setting = self._executor_setting
         default_inline = isinstance(setting, str) and setting == "inline"
@@ -72,12 +87,12 @@ class Runtime:
             self.graph.executors["process"] = pool_for(setting, self._max_workers)
         self.graph.default_executor = "inline" if default_inline else "process"
         timer = self.clock.timer()
-        task_group.start_soon(self._run, task_group, timer, first_index)
+        task_group.start_soon(self._run, task_group, timer)
 
     def request_stop(self, graceful: bool) -> None:
         """Graceful: stop after draining the buffers. Otherwise cancel now."""
         self.graceful = self.graceful and graceful
-        if graceful or self._scope is None:
+        if graceful:
             self.scheduler.request_stop()
         else:
             self._scope.cancel()
@@ -89,48 +104,73 @@ class Runtime:
         self.error_raised = True
         return self.error
 
-    async def wait_stopped(self) -> None:
-        """Wait until terminated; from inside the scheduler's own task, return at once."""
-        if anyio.get_current_task().id == self._scheduler_task:
-            return
-        await self.terminated.wait()
+    def inside(self) -> bool:
+        """Whether the current task is part of this runtime's job."""
+        return _CURRENT.get() is self
 
-    async def _run(self, task_group: TaskGroup, timer: Timer, first_index: int) -> None:
+    async def wait_started(self) -> None:
+        """Wait until every receiver has opened; raise the error if the job failed first."""
+        self.waiters += 1
+        try:
+            await self.started.wait()
+        finally:
+            self.waiters -= 1
+        if not self._opened:
+            error = self.take_error()
+            if error is not None:
+                raise error
+
+    async def wait_stopped(self) -> None:
+        """Wait until terminated; from a task of the job itself, return at once
+        (that task is part of what the stop waits for)."""
+        if not self.inside():
+            await self.terminated.wait()
+
+    async def _run(self, task_group: TaskGroup, timer: Timer) -> None:
         """Receivers and scheduler, in a task group of their own.
 
-        Never raises: an error is kept for ``await_termination()`` and the block's
-        exit, and interrupts the ``async with`` body unless someone awaits it.
+        Never raises: an error is kept for ``start()``, ``await_termination()``
+        and the block's exit, and interrupts the ``async with`` body unless
+        someone awaits it.
         """
-        self._scheduler_task = anyio.get_current_task().id
+        _CURRENT.set(self)
+        finished = False
         try:
-            with anyio.CancelScope() as self._scope:
+            with self._scope:
                 async with anyio.create_task_group() as runtime:
-                    await runtime.start(self._run_receivers)
-                    self.started.set()
                     try:
                         await self.scheduler.run(
                             timer,
-                            first_index,
+                            lambda: runtime.start(self._run_receivers),
                             lambda: self.graceful,
                             self._stop_receivers,
                             self._close_receivers,
-                            self._stop_timeout,
                         )
                     except Exception as exc:
-                        self.error = exc  # seen by ``ssc.error`` at once, not after the wind-down
+                        # seen by ``ssc.error`` at once, not after the wind-down
+                        self.error = single_error(exc)
                         raise
                     runtime.cancel_scope.cancel()
+                finished = not self._scope.cancel_called
         except Exception as exc:
             self.error = single_error(exc)
         finally:
             timer.close()
-            with anyio.CancelScope(shield=True):
-                for executor in self.graph.executors.values():
-                    await executor.aclose()
+            await self._close_executors(finished)
             self.started.set()
             self.terminated.set()
         if self.error is not None and self.waiters == 0:
             task_group.cancel_scope.cancel()
+
+    async def _close_executors(self, finished: bool) -> None:
+        """Shut the executors down, shielded, within a deadline: the caller's (an
+        outer ``fail_after``), and none of ours for work a failed run left behind."""
+        outer = anyio.current_effective_deadline()  # -inf once cancelled
+        grace = _EXECUTOR_CLOSE_TIMEOUT if finished else -math.inf
+        with anyio.CancelScope(shield=True) as cleanup:
+            cleanup.deadline = min(outer, anyio.current_time() + grace)
+            for executor in self.graph.executors.values():
+                await executor.aclose()
 
     async def _run_receivers(self, *, task_status: TaskStatus[None]) -> None:
         """Start every receiver (waiting until each has opened), then supervise them."""
@@ -139,6 +179,8 @@ class Runtime:
                 for node in self.graph.nodes:
                     if isinstance(node, ReceiverInputNode):
                         await receivers.start(self._supervise, node)
+                self._opened = True
+                self.started.set()
                 task_status.started()
         finally:
             self._receivers_done.set()

@@ -2,8 +2,11 @@
 
 Ticks sit on the grid ``k * batch_interval`` (never drifting); a tick that comes
 late, because the previous batch ran long, keeps its grid time and its lateness
-shows as scheduling delay. Batches never overlap. After every output of a batch
-has finished, the receivers are told which position the batch covered.
+shows as scheduling delay. The first tick is the first grid time after every
+receiver has opened: ticks that pass while a receiver opens are skipped, not
+caught up on in a burst of empty batches. Batches never overlap. After every
+output of a batch has finished, the receivers are told which position the batch
+covered.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from .clock import Clock, Timer
+from .errors import StopTimeoutError
 from .graph import Graph
 from .inputs import InputNode
 from .listener import BatchInfo, StreamingListener
@@ -24,6 +29,10 @@ from .listener import BatchInfo, StreamingListener
 __all__: list[str] = []
 
 logger = logging.getLogger(__name__)
+
+# Clock readings this close to a deadline count as having reached it (batch times
+# are sums of float intervals).
+_TOLERANCE = 1e-9
 
 
 async def notify(listeners: Sequence[StreamingListener], event: str, info: Any) -> None:
@@ -35,27 +44,53 @@ async def notify(listeners: Sequence[StreamingListener], event: str, info: Any) 
 
 
 class Scheduler:
-    """Generates and runs the batches of one context."""
+    """Generates and runs the batches of one context.
 
-    def __init__(self, graph: Graph, clock: Clock, listeners: Sequence[StreamingListener]) -> None:
+    Args:
+        graph: the graph whose outputs run on every batch.
+        clock: where time, and the graceful stop's deadline, come from.
+        listeners: told of every batch.
+        stop_timeout: seconds of ``clock`` time a graceful stop may take.
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        clock: Clock,
+        listeners: Sequence[StreamingListener],
+        stop_timeout: float,
+    ) -> None:
         self.graph = graph
         self.clock = clock
         self.listeners = listeners
         self.interval = graph.batch_interval
+        self.stop_timeout = stop_timeout
         self.inputs = [node for node in graph.nodes if isinstance(node, InputNode)]
         self.last_batch: BatchInfo | None = None
         self._stop_requested = anyio.Event()
         self._timer: Timer | None = None
+        # The graceful stop's deadline on the clock, and the timer that waits for it.
+        self._stop_deadline = math.inf
+        self._stop_timer: Timer | None = None
+        self._finished = False
+        self._out_of_time = False  # the deadline passed between two final batches
+        self._running: BatchInfo | None = None  # the batch cut and not yet committed
 
     def first_index(self) -> int:
-        """The grid index of the first batch: the first grid time after now."""
-        return math.floor(self.clock.now() / self.interval + 1e-9) + 1
+        """The grid index of the next batch: the first grid time after now."""
+        return math.floor(self.clock.now() / self.interval + _TOLERANCE) + 1
 
     def batch_time(self, index: int) -> float:
         return round(index * self.interval, 9)
 
     def request_stop(self) -> None:
-        """Stop generating batches after the one in progress (if any)."""
+        """Stop generating batches after the one in progress (if any), and end the
+        stop within ``stop_timeout`` seconds of the clock from now."""
+        if self._stop_requested.is_set() or self._finished:
+            return
+        self._stop_deadline = self.clock.now() + self.stop_timeout
+        # made now, so that a manual clock advanced right after knows the deadline
+        self._stop_timer = self.clock.timer()
         self._stop_requested.set()
         if self._timer is not None:
             self._timer.interrupt()
@@ -63,55 +98,120 @@ class Scheduler:
     async def run(
         self,
         timer: Timer,
-        first_index: int,
+        open_inputs: Callable[[], Awaitable[Any]],
         graceful: Callable[[], bool],
         stop_receivers: Callable[[], Awaitable[None]],
         close_receivers: Callable[[], Awaitable[None]],
-        stop_timeout: float,
     ) -> None:
-        """Tick until a stop is requested; then, if graceful, drain the buffers.
+        """Open the inputs, tick until a stop is requested, then (if graceful) drain.
 
-        A graceful stop stops the receivers receiving, then cuts batches at the
-        next grid times at once (without waiting for the clock) until no input
-        holds records, within ``stop_timeout`` seconds, and only then lets the
-        receivers close (their last positions are committed by then).
-        Cancellation stops at once.
+        ``open_inputs`` returns once every receiver has opened; the ticks that pass
+        meanwhile are skipped, and the grid's zero time is the tick before the
+        first batch. A graceful stop stops the receivers receiving, then cuts
+        batches at the next grid times at once (without waiting for the clock)
+        until no input holds records, and only then lets the receivers close
+        (their last positions are committed by then). Cancellation stops at once.
+
+        Raises:
+            StopTimeoutError: when the graceful stop ran past ``stop_timeout``
+                (clock time since it was requested) with a batch unfinished or
+                records left; it stops at that point, committing nothing more.
+            OperatorError: when a batch fails (and whatever a listener raises).
         """
-        index = first_index
         self._timer = timer
         if self._stop_requested.is_set():
             timer.interrupt()
         try:
-            while not self._stop_requested.is_set():
-                time = self.batch_time(index)
-                await timer.sleep_until(time)
-                if self._stop_requested.is_set():
-                    break
-                await self.run_batch(time)
-                index += 1
-            if graceful():
-                with anyio.move_on_after(stop_timeout) as scope:
-                    await stop_receivers()
-                    while any(node.pending() for node in self.inputs):
-                        await self.run_batch(self.batch_time(index))
-                        index += 1
-                if scope.cancelled_caught:
-                    pending = sum(node.pending() for node in self.inputs)
-                    logger.warning(
-                        "graceful stop took over %ss and was cut short; %d buffered records "
-                        "were not processed",
-                        stop_timeout,
-                        pending,
-                    )
-                await close_receivers()
+            async with anyio.create_task_group() as watchdog:
+                with anyio.CancelScope() as work:
+                    watchdog.start_soon(self._expire_stop, work)
+                    index = await self._open(timer, open_inputs)
+                    index = await self._tick(timer, index)
+                    timer.close()  # no more sleeping: a manual clock need not wait for it
+                    if graceful():
+                        await stop_receivers()
+                        await self._drain(index)
+                        if not self._out_of_time:
+                            await close_receivers()
+                watchdog.cancel_scope.cancel()
         finally:
+            self._finished = True
             timer.close()
+            if self._stop_timer is not None:
+                self._stop_timer.close()
+        if work.cancelled_caught or self._out_of_time:
+            unprocessed = self._unprocessed()
+            interrupted = self._running.batch_time if self._running is not None else None
+            if unprocessed or interrupted is not None:
+                raise StopTimeoutError(unprocessed, interrupted, self.stop_timeout)
+            logger.warning(
+                "graceful stop took over %ss: the receivers were stopped before they closed",
+                self.stop_timeout,
+            )
+
+    async def _open(self, timer: Timer, open_inputs: Callable[[], Awaitable[Any]]) -> int:
+        """Wait for the receivers to open, skipping the ticks meanwhile; the index
+        of the first batch (the first grid time after they are ready)."""
+        async with anyio.create_task_group() as opening:
+            opening.start_soon(self._skip_ticks, timer)
+            await open_inputs()
+            opening.cancel_scope.cancel()
+        index = self.first_index()
+        self.graph.zero_time = self.batch_time(index - 1)
+        return index
+
+    async def _skip_ticks(self, timer: Timer) -> None:
+        """Sleep from tick to tick while the receivers open (a manual clock then
+        lets tasks run before each tick, so a receiver's open() may wait on it)."""
+        while not self._stop_requested.is_set():
+            await timer.sleep_until(self.batch_time(self.first_index()))
+        await anyio.sleep_forever()  # until the receivers are ready
+
+    async def _tick(self, timer: Timer, index: int) -> int:
+        """Run a batch on each tick until a stop is requested; the next index."""
+        while not self._stop_requested.is_set():
+            time = self.batch_time(index)
+            await timer.sleep_until(time)
+            if self._stop_requested.is_set():
+                break
+            await self.run_batch(time)
+            index += 1
+        return index
+
+    async def _drain(self, index: int) -> None:
+        """The final batches of a graceful stop, while the deadline allows."""
+        while any(node.pending() for node in self.inputs):
+            if self.clock.now() >= self._stop_deadline - _TOLERANCE:
+                self._out_of_time = True
+                return
+            await self.run_batch(self.batch_time(index))
+            index += 1
+
+    async def _expire_stop(self, work: anyio.CancelScope) -> None:
+        """Cancel ``work`` once the graceful stop's deadline has passed."""
+        await self._stop_requested.wait()
+        assert self._stop_timer is not None
+        await self._stop_timer.sleep_until(self._stop_deadline)
+        work.cancel()
+
+    def _unprocessed(self) -> dict[str, int]:
+        """Records of the batch in progress and still buffered, by input."""
+        left = dict(self._running.records_per_input) if self._running is not None else {}
+        for node in self.inputs:
+            left[node.name] = left.get(node.name, 0) + node.pending()
+        return {name: count for name, count in left.items() if count}
 
     async def run_batch(self, time: float) -> None:
-        """Cut one batch from every input, run the output jobs, then commit."""
+        """Cut one batch from every input, run the output jobs, then commit.
+
+        Yields to the event loop first, even when the batch is late: a stop, and
+        the receivers, get their turn between any two batches.
+        """
+        await anyio.lowlevel.checkpoint()
         clock, listeners = self.clock, self.listeners
         counts = {node.name: len(node.cut(time)) for node in self.inputs}
         info = BatchInfo(time, counts, submission_time=clock.now())
+        self._running = info
         if listeners:
             await notify(listeners, "on_batch_submitted", info)
         info.processing_start_time = clock.now()
@@ -121,6 +221,7 @@ class Scheduler:
             await output.run(time)
         for node in self.inputs:
             await node.commit(time)
+        self._running = None
         info.processing_end_time = clock.now()
         self.graph.forget(time)
         self.last_batch = info

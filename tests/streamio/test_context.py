@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import gc
 import math
+import multiprocessing
 import operator
+import os
+import socket
 import time
 import weakref
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import pytest
 
 import streamio
+import streamio.timeouts
 from streamio import (
     ConfigurationError,
     ContextState,
@@ -21,6 +26,7 @@ from streamio import (
     OperatorError,
     Receiver,
     ReceiverError,
+    StopTimeoutError,
     StreamingContext,
     StreamioError,
 )
@@ -253,6 +259,72 @@ async def test_start_may_be_awaited_or_not(awaited):
         assert sink.batches == [(1.0, ["x", "y"])]
 
 
+class NeverOpens(Receiver[int]):
+    """A receiver whose open() always fails."""
+
+    def __init__(self) -> None:
+        self.opens = 0
+
+    async def open(self):
+        self.opens += 1
+        raise Boom(f"cannot open {self.opens}")
+
+    async def run(self, output):
+        raise AssertionError("run() without open()")
+
+
+async def test_awaited_start_raises_when_a_receiver_fails_to_open():
+    receiver = NeverOpens()
+    after: list[ContextState] = []
+    with anyio.fail_after(HANG_GUARD):
+        async with StreamingContext(
+            batch_interval=1.0,
+            clock=ManualClock(),
+            max_receiver_restarts=1,
+            receiver_restart_backoff=0,
+        ) as ssc:
+            ssc.receiver_stream(MemorySource(), name="fine").foreach_batch(ListSink())
+            ssc.receiver_stream(receiver, name="broken").foreach_batch(ListSink())
+            with pytest.raises(ReceiverError) as info:
+                await ssc.start()
+            # the error reached the caller of start(): the body goes on, and the
+            # block's exit does not raise it a second time
+            after.append(ssc.state)
+    assert after == [ContextState.STOPPED]
+    assert info.value.receiver == "broken"
+    assert info.value.attempts == 2
+    assert isinstance(info.value.__cause__, Boom)
+    assert receiver.opens == 2
+
+
+class OpensSlowly(MemorySource):
+    """A receiver whose open() takes ``seconds`` of its clock."""
+
+    def __init__(self, clock, seconds: float) -> None:
+        super().__init__()
+        self.clock = clock
+        self.seconds = seconds
+
+    async def open(self):
+        await streamio.timeouts.sleep(self.clock, self.seconds)
+
+
+async def test_the_first_batch_is_the_first_tick_after_the_receivers_opened():
+    """No burst of batches for the ticks that passed while a receiver opened; the
+    grid's zero time follows, so windows align on the first batch."""
+    clock = ManualClock()
+    batches, windows = ListSink(), ListSink()
+    with anyio.fail_after(HANG_GUARD):
+        async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+            stream = ssc.receiver_stream(OpensSlowly(clock, 5.0))
+            stream.foreach_batch(batches)
+            stream.window(2.0, 2.0).count().foreach_batch(windows)
+            ssc.start()
+            await clock.advance(9.0)
+    assert batches.times == [6.0, 7.0, 8.0, 9.0]
+    assert windows.batches == [(7.0, [0]), (9.0, [0])]
+
+
 # -- state ----------------------------------------------------------------------------
 
 
@@ -329,7 +401,8 @@ async def test_stop_does_not_wait_for_the_next_tick_of_the_system_clock():
     assert batch_time % 3600.0 == 0.0
 
 
-async def test_graceful_stop_is_cut_short_after_stop_timeout(caplog):
+async def test_a_stuck_final_batch_is_cut_short_at_stop_timeout_on_the_clock():
+    clock = ManualClock()
     entered = anyio.Event()
     finished: list[float] = []
 
@@ -339,18 +412,41 @@ async def test_graceful_stop_is_cut_short_after_stop_timeout(caplog):
         finished.append(time)
 
     source = MemorySource()
-    with anyio.fail_after(HANG_GUARD):
-        async with StreamingContext(
-            batch_interval=1.0, clock=ManualClock(), stop_timeout=0.01
-        ) as ssc:
-            ssc.receiver_stream(source).foreach_batch(stuck_output)
+    with pytest.raises(StopTimeoutError) as info, anyio.fail_after(HANG_GUARD):
+        async with StreamingContext(batch_interval=1.0, clock=clock, stop_timeout=5.0) as ssc:
+            ssc.receiver_stream(source, name="r").foreach_batch(stuck_output)
             await ssc.start()
             await source.send([1, 2])
-    assert entered.is_set()
+            ssc.stop()
+            await entered.wait()  # the final batch hangs
+            await clock.advance(4.9)
+            assert ssc.state is ContextState.ACTIVE
+            await clock.advance(0.1)
+            await ssc.await_termination()
     assert finished == []
     assert source.commits == []
+    assert info.value.unprocessed == {"r": 2}
+    assert info.value.batch_time == 1.0
+    assert info.value.stop_timeout == 5.0
     assert ssc.state is ContextState.STOPPED
-    assert "graceful stop took over 0.01s and was cut short" in caplog.text
+
+
+async def test_a_stuck_batch_in_progress_is_cut_short_at_stop_timeout():
+    entered = anyio.Event()
+
+    async def stuck_output(time, records):
+        entered.set()
+        await anyio.Event().wait()  # never set
+
+    # a batch in progress holds the manual clock: this deadline is on the system clock
+    with pytest.raises(StopTimeoutError) as info, anyio.fail_after(HANG_GUARD):
+        async with StreamingContext(batch_interval=0.01, stop_timeout=0.05) as ssc:
+            ssc.queue_stream([[1, 2, 3]], name="q").foreach_batch(stuck_output)
+            ssc.start()
+            await entered.wait()
+    assert info.value.unprocessed == {"q": 3}
+    assert info.value.batch_time is not None
+    assert "stop_timeout=0.05s" in str(info.value)
 
 
 async def test_graceful_stop_after_batches_uses_the_next_grid_time():
@@ -410,6 +506,120 @@ async def test_stop_from_an_output_finishes_the_batch_and_stops():
             await clock.advance(4.0)
             assert await ssc.await_termination() is True
     assert sink.batches == [(1.0, [1]), (2.0, [2]), (2.0, ["after stop"])]
+
+
+async def test_graceful_stop_past_stop_timeout_raises_what_it_left():
+    """Final batches that take longer than stop_timeout (of the clock): the stop
+    ends between two of them, and the records left reach the user, uncommitted."""
+    clock = ManualClock()
+    sink = ListSink()
+    first, second = MemorySource(), MemorySource()
+
+    def slow_output(time, records):
+        sink(time, records)
+        clock.elapse(3.0)
+
+    with pytest.raises(StopTimeoutError) as info, anyio.fail_after(HANG_GUARD):
+        async with StreamingContext(batch_interval=1.0, clock=clock, stop_timeout=2.0) as ssc:
+            one = ssc.receiver_stream(first, name="first", max_rate=2)
+            two = ssc.receiver_stream(second, name="second", max_rate=1)
+            one.union(two).foreach_batch(slow_output)
+            await ssc.start()
+            await first.send([1, 2, 3])
+            await first.send([4, 5])
+            await second.send(["a", "b", "c"])
+    assert sink.batches == [(1.0, [1, 2, "a"])]
+    error = info.value
+    assert error.unprocessed == {"first": 3, "second": 2}
+    assert error.batch_time is None
+    assert "3 records of 'first', 2 records of 'second' were not processed" in str(error)
+    assert "Raise stop_timeout" in str(error)
+    # no batch took a chunk whole: nothing was committed
+    assert first.commits == []
+    assert second.commits == []
+    assert ssc.state is ContextState.STOPPED
+
+
+@pytest.mark.parametrize("where", ["map_async", "output's task", "listener", "receiver listener"])
+async def test_awaiting_stop_from_inside_the_job_does_not_wait_for_itself(where):
+    """A stop awaited in a task that the stop itself waits for returns once requested."""
+    clock = ManualClock()
+    sink = ListSink()
+    returned: list[str] = []
+
+    async def stop() -> None:
+        await ssc.stop()
+        returned.append(where)
+
+    async def mapped(record):
+        if record == 2:
+            await stop()
+        return record
+
+    async def output(time, records):
+        if time == 2.0:
+            async with anyio.create_task_group() as tg:  # as a sink's deliveries do
+                tg.start_soon(stop)
+
+    class Listener:
+        async def on_batch_completed(self, info):
+            if info.batch_time == 2.0:
+                await stop()
+
+        async def on_receiver_error(self, info):  # on the receiver's task
+            await stop()
+
+    class FailsOnce(MemorySource):
+        def __init__(self) -> None:
+            super().__init__()
+            self.failed = False
+
+        async def run(self, output):
+            if not self.failed:
+                self.failed = True
+                raise Boom("once")
+            await super().run(output)
+
+    with anyio.fail_after(HANG_GUARD):
+        async with StreamingContext(
+            batch_interval=1.0, clock=clock, receiver_restart_backoff=0
+        ) as ssc:
+            stream = ssc.queue_stream([[1], [2], [3], [4]])
+            if where == "map_async":
+                stream = stream.map_async(mapped)
+            elif where == "output's task":
+                stream.foreach_batch(output)
+            elif where == "listener":
+                ssc.add_listener(Listener())
+            else:
+                ssc.add_listener(Listener())
+                ssc.receiver_stream(FailsOnce()).foreach_batch(ListSink())
+            stream.foreach_batch(sink)
+            ssc.start()
+            await clock.advance(4.0)
+            assert await ssc.await_termination() is True
+    assert returned == [where]
+    if where == "receiver listener":
+        assert sink.times == []  # stopped before the first tick
+    else:
+        assert sink.times == [1.0, 2.0]
+
+
+async def test_await_termination_inside_the_job_says_it_would_wait_for_itself():
+    clock = ManualClock()
+    refused: list[float] = []
+
+    async def output(time, records):
+        with pytest.raises(ContextStateError, match="would wait for itself"):
+            await ssc.await_termination()
+        refused.append(time)
+
+    with anyio.fail_after(HANG_GUARD):
+        async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+            ssc.queue_stream([[1]]).foreach_batch(output)
+            ssc.start()
+            await clock.advance(1.0)
+    assert refused == [1.0]
 
 
 # -- immediate stop -----------------------------------------------------------------------
@@ -489,22 +699,147 @@ async def test_immediate_stop_ends_a_graceful_stop_in_progress():
     assert ssc.state is ContextState.STOPPED
 
 
+class JumpingClock:
+    """A clock moved by the test, whose timers return without yielding once their
+    deadline has passed (as the system clock's do when a batch is late)."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+        self.timers: list[JumpingTimer] = []
+
+    def now(self) -> float:
+        return self.time
+
+    def timer(self) -> JumpingTimer:
+        timer = JumpingTimer(self)
+        self.timers.append(timer)
+        return timer
+
+    def jump(self, to: float) -> None:
+        self.time = to
+        for timer in self.timers:
+            timer.wake.set()
+
+
+class JumpingTimer:
+    def __init__(self, clock: JumpingClock) -> None:
+        self.clock = clock
+        self.stopped = False
+        self.wake = anyio.Event()
+
+    async def sleep_until(self, deadline: float) -> None:
+        while deadline > self.clock.time and not self.stopped:
+            await self.wake.wait()
+            self.wake = anyio.Event()
+
+    def interrupt(self) -> None:
+        self.stopped = True
+        self.wake.set()
+
+    close = interrupt
+
+
+async def test_immediate_stop_from_a_late_batch_runs_no_other_batch():
+    """Late batches follow each other without the clock's timer yielding: the
+    scheduler yields between any two, so a hard stop takes effect there."""
+    clock = JumpingClock()
+    seen: list[float] = []
+
+    def output(time, records):
+        seen.append(time)
+        clock.jump(1000.0)  # batches 2.0 to 1000.0 are due now
+        ssc.stop(graceful=False)
+
+    with anyio.fail_after(HANG_GUARD):
+        async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+            ssc.queue_stream([]).foreach_batch(output)
+            await ssc.start()
+            await anyio.wait_all_tasks_blocked()  # the scheduler waits for its first tick
+            clock.jump(1.0)
+            assert await ssc.await_termination() is True
+    assert seen == [1.0]
+
+
+def report_then_sleep(port: int):
+    """A stage that tells the test its worker's pid on a loopback connection, sleeps
+    a minute, then says "done" (which it can only do if nothing killed it)."""
+
+    def stage(record):
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            conn.sendall(f"{os.getpid()}\n".encode())
+            time.sleep(60)
+            conn.sendall(b"done\n")
+        return record
+
+    return stage
+
+
+@pytest.mark.parametrize("how", ["stop(graceful=False)", "outer deadline"])
+async def test_hard_stop_abandons_a_stage_running_in_the_pool(how):
+    """Work running in the context's process pool does not hold a hard stop: its
+    worker is killed and gone when the block is left."""
+    clock = ManualClock()
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener:
+        with anyio.move_on_after(HANG_GUARD) as outer:
+            async with (
+                StreamingContext(
+                    batch_interval=1.0, clock=clock, executor="process", max_workers=1
+                ) as ssc,
+                anyio.create_task_group() as tg,
+            ):
+                ssc.queue_stream([[1]]).map(report_then_sleep(port)).foreach_batch(ListSink())
+                await ssc.start()
+                tg.start_soon(clock.advance, 1.0)
+                conn = await listener.listeners[0].accept()
+                pid = int((await conn.receive()).decode())
+                if how == "outer deadline":
+                    outer.deadline = anyio.current_time()  # the deadline passes now
+                    await anyio.sleep_forever()
+                await ssc.stop(graceful=False)
+                tg.cancel_scope.cancel()
+        assert outer.cancelled_caught is (how == "outer deadline")
+        assert ssc.state is ContextState.STOPPED
+        async with conn:
+            with pytest.raises(anyio.EndOfStream):  # killed before it could say "done"
+                await conn.receive()
+    assert pid not in [child.pid for child in multiprocessing.active_children()]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
 # -- await_termination -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seconds", [0, 0.001])
-async def test_await_termination_times_out_then_reports_termination(seconds):
+async def test_await_termination_times_out_on_the_clock_then_reports_termination():
     clock = ManualClock()
+    results: list[bool] = []
     async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
         ssc.queue_stream([]).foreach_batch(ListSink())
         await ssc.start()
         with anyio.fail_after(HANG_GUARD):
-            assert await ssc.await_termination(timeout=seconds) is False
+            assert await ssc.await_termination(timeout=0) is False
+            async with anyio.create_task_group() as tg:
+
+                async def wait() -> None:
+                    results.append(await ssc.await_termination(timeout=2.5))
+
+                tg.start_soon(wait)
+                await anyio.wait_all_tasks_blocked()
+                await clock.advance(2.4)
+                await anyio.wait_all_tasks_blocked()
+                assert results == []
+                await clock.advance(0.1)
+                await anyio.wait_all_tasks_blocked()
+                assert results == [False]
+        assert ssc.last_batch is not None
+        assert ssc.last_batch.batch_time == 2.0
         assert ssc.state is ContextState.ACTIVE
         ssc.stop()
         with anyio.fail_after(HANG_GUARD):
             assert await ssc.await_termination() is True
-        assert await ssc.await_termination(timeout=seconds) is True
+        assert await ssc.await_termination(timeout=1.0) is True
 
 
 async def test_await_termination_waits_for_a_stop_from_another_task():
