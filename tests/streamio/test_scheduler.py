@@ -146,15 +146,26 @@ async def test_advance_over_several_intervals_runs_every_due_batch():
 
 
 async def test_batches_never_overlap():
+    """The first batch runs long (the next two are due before it ends) and yields
+    to the loop many times meanwhile: a scheduler that started the due batches
+    without waiting would run their outputs during those turns."""
     clock = ManualClock()
     log: list[tuple[str, str, float]] = []
+    running: list[tuple[str, float]] = []
+    overlaps: list[tuple[tuple[str, float], ...]] = []
 
     def make_output(name):
         async def output(time, records):
+            if running:
+                overlaps.append((*running, (name, time)))
+            running.append((name, time))
             log.append(("enter", name, time))
-            for _ in range(3):
+            if time == 1.0 and name == "first":
+                clock.elapse(2.5)  # batches 2.0 and 3.0 are due now
+            for _ in range(20):
                 await anyio.lowlevel.checkpoint()
             log.append(("exit", name, time))
+            running.remove((name, time))
 
         return output
 
@@ -164,6 +175,7 @@ async def test_batches_never_overlap():
         stream.map(lambda x: x).foreach_batch(make_output("second"))
         ssc.start()
         await clock.advance(3.0)
+    assert overlaps == []
     expected = []
     for time in (1.0, 2.0, 3.0):
         for name in ("first", "second"):
