@@ -177,6 +177,7 @@ class Node:
 
     kind = "stream"
     graph: Graph
+    name: str
     # Whether this node reads its parents' past batches (windows): they must then be
     # memoised rather than fused into this node and recomputed for every window.
     materializes_parents = False

@@ -128,7 +128,7 @@ class CogroupNode(Node):
             return None
         count = self._num_partitions or max(len(side) for side in sides)  # type: ignore[arg-type]
         try:
-            parts = cogroup_partitions(sides, count)  # type: ignore[arg-type]
+            parts: list[list[Any]] = cogroup_partitions(sides, count)  # type: ignore[arg-type]
         except (TypeError, ValueError) as exc:
             msg = f"records must be (key, value) pairs with hashable keys: {exc}"
             raise OperatorError(self.label, time, msg) from exc
