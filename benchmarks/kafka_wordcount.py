@@ -12,7 +12,7 @@ measures, in turns:
   -> ``flat_map(split)`` -> ``count_by_value()`` -> an output adding each batch's
   counts to a total, on the system clock; once with the context's default buffer
   (nothing set) and once with a buffer far larger than any batch (``--oversized``
-  records), so that the buffer cannot be what limits it.
+  records and ``--oversized-bytes``), so that the buffer cannot be what limits it.
 
 Each path is timed from the moment its consumer holds the partitions (a group join
 is not throughput) until every word is counted; the counts of all must agree. The
@@ -22,7 +22,7 @@ worst run of each), and the peak of Python's allocations (tracemalloc) in one mo
 untimed run of each setting over a topic of ``--trace-lines`` lines.
 
     python benchmarks/kafka_wordcount.py [--lines N] [--repeat N] [--interval S]
-        [--oversized N] [--trace-lines N] [--loop asyncio|uvloop|both]
+        [--oversized N] [--oversized-bytes N] [--trace-lines N] [--loop asyncio|uvloop|both]
 
 Prints lines/s of each path and the ratios default / oversized (1.0: the default
 buffer does not hold the job back) and streamio / baseline (1.0 means no
@@ -166,7 +166,8 @@ async def engine(
 
 def settings(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The context's buffer arguments of each streamio path."""
-    return {"default": {}, "oversized": {"buffer_capacity": args.oversized}}
+    oversized = {"buffer_capacity": args.oversized, "buffer_bytes": args.oversized_bytes}
+    return {"default": {}, "oversized": oversized}
 
 
 def measure(
@@ -214,6 +215,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.125, help="batch interval, seconds")
     parser.add_argument(
         "--oversized", type=int, default=10_000_000, help="buffer_capacity of the oversized run"
+    )
+    parser.add_argument(
+        "--oversized-bytes", type=int, default=2**34, help="buffer_bytes of the oversized run"
     )
     parser.add_argument(
         "--trace-lines", type=int, default=300_000, help="lines of the traced runs (0: none)"

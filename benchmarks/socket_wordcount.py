@@ -12,8 +12,8 @@ job closes it, so a job receives every line once.
 Two settings are measured in turns (best of N):
 
 - default: ``StreamingContext(batch_interval)`` with nothing else set;
-- oversized: the buffer far larger than any batch (``--oversized`` records), so
-  the buffer cannot be what limits the job.
+- oversized: the buffer far larger than any batch (``--oversized`` records and
+  ``--oversized-bytes``), so the buffer cannot be what limits the job.
 
 The ratio default / oversized says whether the default buffer holds the stream
 back (1.0: it does not). Peak memory is printed for both: the peak resident set
@@ -23,7 +23,8 @@ allocations (tracemalloc) in one more run of each setting, untimed, on
 with the source far ahead of the processing).
 
     python benchmarks/socket_wordcount.py [--lines N] [--repeat N] [--interval S]
-        [--window S] [--oversized N] [--trace-lines N] [--loop asyncio|uvloop|both]
+        [--window S] [--oversized N] [--oversized-bytes N] [--trace-lines N]
+        [--loop asyncio|uvloop|both]
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def measure(args: argparse.Namespace) -> None:
     loop = "uvloop" if args.uvloop else "asyncio"
     settings: dict[str, dict[str, Any]] = {
         "default": {},
-        "oversized": {"buffer_capacity": args.oversized},
+        "oversized": {"buffer_capacity": args.oversized, "buffer_bytes": args.oversized_bytes},
     }
     server, port = start_server(args.lines)
     trace_server, trace_port = start_server(args.trace_lines)
@@ -163,6 +164,9 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=5.0, help="window length, seconds")
     parser.add_argument(
         "--oversized", type=int, default=10_000_000, help="buffer_capacity of the oversized run"
+    )
+    parser.add_argument(
+        "--oversized-bytes", type=int, default=2**34, help="buffer_bytes of the oversized run"
     )
     parser.add_argument(
         "--trace-lines", type=int, default=300_000, help="lines of the traced runs (0: none)"
