@@ -72,7 +72,8 @@ async def job(port: int, lines: int, args: argparse.Namespace, settings: dict[st
 
     def keep_window(records: list[tuple[str, int]]) -> None:
         nonlocal window_words
-        window_words = sum(count for _, count in records)
+        if not finished.is_set():  # the window of the batch that counts the last line
+            window_words = sum(count for _, count in records)
 
     def count_lines(records: list[int]) -> None:
         nonlocal seen, ended
@@ -158,7 +159,7 @@ def measure(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--lines", type=int, default=3_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs of each")
     parser.add_argument("--interval", type=float, default=0.5, help="batch interval, seconds")
     parser.add_argument("--window", type=float, default=5.0, help="window length, seconds")

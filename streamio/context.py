@@ -80,8 +80,9 @@ class StreamingContext:
         buffer_bytes: default memory budget of each receiver's buffer, in bytes of
             the records it holds (estimated per chunk from a sample): when it is
             full the receiver waits. A batch takes at most this much of each
-            receiver (plus what the receiver stores while the batch runs), so raise
-            it for long batch intervals at high rates; 64 MiB by default.
+            receiver, so a stream faster than about half of it per batch interval
+            is held back: raise it for long intervals at high rates; 128 MiB by
+            default.
         partition_size: most records per partition of an input batch.
         max_receiver_restarts: how often a failing receiver is restarted before
             its error stops the context.
