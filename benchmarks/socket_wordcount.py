@@ -41,8 +41,8 @@ from loops import add_loop_option, on_each_loop
 from memory import peak_rss_mib, reset_peak_rss, rss_mib, traced_peak_mib
 from wordcount import make_lines
 
-from connectors.socket import socket_text_stream
 from streamio import StreamingContext, run
+from streamio.connectors.socket import socket_text_stream
 
 WORDS_PER_LINE = 10
 
