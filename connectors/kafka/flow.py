@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka import errors as kafka_errors
 
@@ -97,9 +98,12 @@ class FlowControl:
         ``still_current()`` says whether ``consumer`` is still the source's (and
         fetching), so the partitions are resumed only then.
         """
-        stats = output.statistics()
-        if stats.used + len(records) <= stats.capacity:
-            await output.put_many(records, position=position)
+        try:
+            output.put_many_nowait(records, position=position)
+        except anyio.WouldBlock:
+            pass
+        else:
+            await anyio.lowlevel.checkpoint()
             return
         # Backpressure: the put waits for a batch to free space. Pause fetching
         # meanwhile and keep polling, or the group would drop an idle member.

@@ -405,6 +405,30 @@ async def test_a_full_buffer_pauses_fetching_and_nothing_is_lost(kafka):
     assert source.statistics().paused == frozenset()
 
 
+async def test_a_full_byte_budget_pauses_fetching_and_nothing_is_lost(kafka):
+    topic = await kafka.topic()
+    big = [{"value": bytes([65 + i]) * 10_000, "partition": 0} for i in range(10)]
+    await kafka.produce(topic, big)
+    source = source_for(kafka, topic, None)
+    sink: ListSink[KafkaRecord] = ListSink()
+    budget = 35_000  # about three of the records
+    async with context(buffer_bytes=budget) as ssc:
+        stream = source.stream(ssc)
+        stream.foreach_batch(sink)
+        await ssc.start()
+        with anyio.fail_after(HANG_GUARD):
+            await source.wait_until(lambda stats: stats.waiting_for_space)
+            assert source.statistics().paused == frozenset({TopicPartition(topic, 0)})
+            assert stream.buffer_statistics().used_bytes <= budget
+            while len(sink.records) < 10:
+                await source.wait_until(lambda s: s.waiting_for_space or s.received == 10)
+                assert stream.buffer_statistics().used_bytes <= budget
+                await step(ssc)
+    assert all(len(records) <= 3 for _, records in sink.batches)
+    assert [r.value for r in sink.records] == [record["value"] for record in big]
+    assert source.statistics().paused == frozenset()
+
+
 # -- a broker that goes away -----------------------------------------------------------------
 
 

@@ -128,7 +128,11 @@ async def test_max_rate_caps_the_records_per_batch():
 
 @pytest.mark.parametrize(
     ("option", "message"),
-    [({"buffer_capacity": 0}, "buffer capacity"), ({"max_rate": -1}, "max_rate")],
+    [
+        ({"buffer_capacity": 0}, "buffer_capacity"),
+        ({"buffer_bytes": 0}, "buffer_bytes"),
+        ({"max_rate": -1}, "max_rate"),
+    ],
 )
 async def test_bad_options_fail_when_the_graph_is_built(option, message):
     with pytest.raises(ConfigurationError, match=message):
