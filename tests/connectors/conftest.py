@@ -112,3 +112,15 @@ class KafkaHelper:
 def kafka(kafka_broker: Any, request: pytest.FixtureRequest) -> KafkaHelper:
     """Helpers bound to the session's broker, with names unique to this test."""
     return KafkaHelper(kafka_broker.bootstrap_servers, request.node.name)
+
+
+# -- the servers of the message-broker connectors (Debian's packages, see .ci/run) --------
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    """A ``redis-server`` for the session (append-only file on); killed by pid at the end."""
+    from streamio.connectors.testing import redis_server
+
+    with redis_server() as server:
+        yield server
