@@ -164,9 +164,10 @@ def _serving(
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def redis_server() -> contextlib.AbstractContextManager[Server]:
-    """``redis-server`` with an append-only file fsynced at each write, so that a
-    killed server restarts with its streams, groups and pending entries."""
+def redis_server(*, durable: bool = True) -> contextlib.AbstractContextManager[Server]:
+    """``redis-server``; ``durable``: with an append-only file fsynced at each write,
+    so that a killed server restarts with its streams, groups and pending entries
+    (benchmarks turn it off: the disk would be measured)."""
 
     def command(port: int, directory: Path) -> list[str]:
         return [
@@ -174,7 +175,7 @@ def redis_server() -> contextlib.AbstractContextManager[Server]:
             "--port", str(port),
             "--bind", "127.0.0.1",
             "--dir", str(directory),
-            "--appendonly", "yes",
+            "--appendonly", "yes" if durable else "no",
             "--appendfsync", "always",
             "--save", "",
             "--daemonize", "no",
