@@ -1,7 +1,9 @@
 """What the message-broker connectors share (Redis Streams, NATS, MQTT, ZeroMQ).
 
 - **Payload deserializers**: ``"bytes"``, ``"str"`` (UTF-8, strict), ``"json"`` or any
-  function of the bytes, checked when the source is built. Data from the network is
+  function of the bytes, checked when the source is built; and serializers for the
+  sinks: ``"bytes"`` (bytes as they are, ``str`` as UTF-8), ``"str"``, ``"json"``
+  or a function returning bytes. Data from the network is
   never unpickled: pickle would run code chosen by whoever can publish, so the name
   ``"pickle"`` is refused with that reason.
 - **The bad-message policy**: what a source does with a message its deserializer
@@ -33,14 +35,17 @@ __all__ = [
     "Changes",
     "Deserializer",
     "ReconnectBackoff",
+    "Serializer",
     "attach",
     "check_policy",
     "resolve_deserializer",
+    "resolve_serializer",
 ]
 
 T = TypeVar("T")
 
 Deserializer = Callable[[bytes], Any]
+Serializer = Callable[[Any], bytes]
 BadMessagePolicy = Literal["fail", "skip"]
 
 _DESERIALIZERS: dict[str, Deserializer | None] = {
@@ -72,6 +77,56 @@ def resolve_deserializer(spec: str | Deserializer, what: str) -> Deserializer | 
         raise ConfigurationError(f"{what}={spec!r} is unknown: use {names} or a function")
     if not callable(spec):
         msg = f"{what} must be one of {', '.join(_DESERIALIZERS)} or a function, not {spec!r}"
+        raise ConfigurationError(msg)
+    return spec
+
+
+def serialize_bytes(value: Any) -> bytes:
+    """Bytes-like values as they are, ``str`` as UTF-8; anything else is refused
+    rather than guessed at."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode()
+    msg = (
+        f"cannot send a {type(value).__name__} as bytes: pass value_serializer='json' "
+        "(or 'str', or a function returning bytes)"
+    )
+    raise TypeError(msg)
+
+
+def serialize_str(value: Any) -> bytes:
+    """``str(value)`` as UTF-8."""
+    return str(value).encode()
+
+
+def serialize_json(value: Any) -> bytes:
+    """A compact JSON document (UTF-8)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_SERIALIZERS: dict[str, Serializer] = {
+    "bytes": serialize_bytes,
+    "str": serialize_str,
+    "json": serialize_json,
+}
+
+
+def resolve_serializer(spec: str | Serializer, what: str) -> Serializer:
+    """The function named or given by ``spec``; ``what`` names the argument in errors.
+
+    Raises:
+        ConfigurationError: for an unknown name or a non-callable.
+    """
+    if isinstance(spec, str):
+        if spec in _SERIALIZERS:
+            return _SERIALIZERS[spec]
+        names = ", ".join(repr(name) for name in _SERIALIZERS)
+        raise ConfigurationError(f"{what}={spec!r} is unknown: use {names} or a function")
+    if not callable(spec):
+        msg = f"{what} must be one of {', '.join(_SERIALIZERS)} or a function, not {spec!r}"
         raise ConfigurationError(msg)
     return spec
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["Server", "free_port", "redis_server"]
+__all__ = ["Server", "free_port", "nats_server", "redis_server"]
 
 # Linux prctl(2) option: the signal a process receives when its parent dies.
 _PR_SET_PDEATHSIG = 1
@@ -182,3 +182,19 @@ def redis_server(*, durable: bool = True) -> contextlib.AbstractContextManager[S
         ]  # fmt: skip
 
     return _serving("redis-server", command, lambda port: f"redis://127.0.0.1:{port}")
+
+
+def nats_server() -> contextlib.AbstractContextManager[Server]:
+    """``nats-server`` with JetStream on, its store in the server's directory (kept
+    across a restart)."""
+
+    def command(port: int, directory: Path) -> list[str]:
+        return [
+            "nats-server",
+            "-a", "127.0.0.1",
+            "-p", str(port),
+            "-js",
+            "-sd", str(directory / "jetstream"),
+        ]  # fmt: skip
+
+    return _serving("nats-server", command, lambda port: f"nats://127.0.0.1:{port}")

@@ -124,3 +124,12 @@ def redis_server() -> Iterator[Any]:
 
     with redis_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[Any]:
+    """A ``nats-server`` with JetStream for the session; killed by pid at the end."""
+    from streamio.connectors.testing import nats_server
+
+    with nats_server() as server:
+        yield server
