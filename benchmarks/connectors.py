@@ -147,8 +147,74 @@ def redis_connector() -> Connector:
     return Connector(lambda: redis_server(durable=False), fill, baseline, engine)
 
 
+# -- NATS JetStream ---------------------------------------------------------------------
+
+
+def nats_connector() -> Connector:
+    import nats
+    from nats.js import api
+
+    from streamio.connectors.nats import NatsStreamSource
+    from streamio.connectors.testing import nats_server
+
+    async def fill(server: Any, lines: list[str]) -> None:
+        client = await nats.connect(server.url)
+        try:
+            js = client.jetstream()
+            await js.add_stream(name="LINES", subjects=["lines"])
+            for start in range(0, len(lines), 10_000):
+                futures = [
+                    await js.publish_async("lines", line.encode())
+                    for line in lines[start : start + 10_000]
+                ]
+                for future in futures:
+                    await future
+        finally:
+            await client.close()
+
+    async def baseline(server: Any, lines: int, run_id: int) -> tuple[float, Counts]:
+        counts: Counts = collections.Counter()
+        seen = 0
+        client = await nats.connect(server.url)
+        try:
+            config = api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT)
+            sub = await client.jetstream().pull_subscribe(
+                "lines", durable=f"raw{run_id}", config=config
+            )
+            started = time.perf_counter()
+            while seen < lines:
+                try:
+                    messages = await sub.fetch(1000, timeout=1.0)
+                except nats.errors.TimeoutError:
+                    continue
+                seen += len(messages)
+                counts.update(
+                    itertools.chain.from_iterable(m.data.decode().split() for m in messages)
+                )
+                for m in messages:
+                    await client.publish(m.reply, b"+ACK")
+            await client.flush()
+            return time.perf_counter() - started, counts
+        finally:
+            await client.close()
+
+    async def engine(
+        server: Any, lines: int, run_id: int, interval: float, buffer: int
+    ) -> tuple[float, Counts]:
+        def attach(ssc: StreamingContext) -> DStream[str]:
+            source = NatsStreamSource(
+                "lines", durable=f"job{run_id}", servers=server.url, value_deserializer="str"
+            )
+            return source.stream(ssc).map(lambda message: message.data)
+
+        return await count_through(attach, lines, interval, buffer)
+
+    return Connector(nats_server, fill, baseline, engine)
+
+
 CONNECTORS: dict[str, Callable[[], Connector]] = {
     "redis": redis_connector,
+    "nats": nats_connector,
 }
 
 

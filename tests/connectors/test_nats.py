@@ -265,6 +265,21 @@ async def test_a_full_buffer_stops_the_fetches_and_nothing_is_lost(nats_server):
     assert [m.data for m in sink.records] == [f"m{i}" for i in range(total)]
 
 
+async def test_the_buffer_not_the_servers_ack_pending_cap_bounds_what_is_fetched(nats_server):
+    # JetStream stops delivering at max_ack_pending (1,000 by default) until acks
+    # come: below the buffer's capacity, every fetch would wait for a batch
+    _, subject, durable = await new_stream(nats_server)
+    async with jetstream(nats_server) as js:
+        futures = [await js.publish_async(f"{subject}.a", p) for p in payloads(0, 1500)]
+        for future in futures:
+            await future
+    source = source_for(nats_server, subject, durable)
+    async with context() as ssc:
+        source.stream(ssc, buffer_capacity=5000).foreach_batch(ListSink())
+        await ssc.start()
+        await until(source, lambda stats: stats.received == 1500)  # no batch yet
+
+
 # -- bad messages ----------------------------------------------------------------------------
 
 
