@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["Server", "free_port", "nats_server", "redis_server"]
+__all__ = ["Server", "free_port", "mosquitto_server", "nats_server", "redis_server"]
 
 # Linux prctl(2) option: the signal a process receives when its parent dies.
 _PR_SET_PDEATHSIG = 1
@@ -143,10 +143,13 @@ def _serving(
     user: str | None = None,
     prepare: Callable[[Path], None] | None = None,
     ready: Callable[[Server], bool] | None = None,
+    binary: str | None = None,
+    package: str | None = None,
 ) -> Iterator[Server]:
-    binary = command(0, Path())[0]
+    binary = binary or name
     if shutil.which(binary) is None and not Path(binary).is_file():
-        msg = f"{name} is not installed: .ci/run installs it (apt-get install {name})"
+        package = package or name
+        msg = f"{name} is not installed: .ci/run installs it (apt-get install {package})"
         raise RuntimeError(msg)
     directory = Path(tempfile.mkdtemp(prefix=f"streamio-{name}-"))
     try:
@@ -198,3 +201,23 @@ def nats_server() -> contextlib.AbstractContextManager[Server]:
         ]  # fmt: skip
 
     return _serving("nats-server", command, lambda port: f"nats://127.0.0.1:{port}")
+
+
+def mosquitto_server() -> contextlib.AbstractContextManager[Server]:
+    """``mosquitto`` from a configuration file binding 127.0.0.1 on a free port,
+    anonymous clients allowed, queueing up to 100,000 messages per offline session."""
+
+    def command(port: int, directory: Path) -> list[str]:
+        config = directory / "mosquitto.conf"
+        config.write_text(
+            f"listener {port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "max_queued_messages 100000\n"
+            "log_dest stdout\n"
+            # the running user: mosquitto started as root would switch to its own
+            f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
+        )
+        return ["mosquitto", "-c", str(config)]
+
+    return _serving("mosquitto", command, lambda port: f"mqtt://127.0.0.1:{port}")

@@ -133,3 +133,12 @@ def nats_server() -> Iterator[Any]:
 
     with nats_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def mosquitto_server() -> Iterator[Any]:
+    """A ``mosquitto`` broker for the session; killed by pid at the end."""
+    from streamio.connectors.testing import mosquitto_server
+
+    with mosquitto_server() as server:
+        yield server
