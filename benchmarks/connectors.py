@@ -212,9 +212,78 @@ def nats_connector() -> Connector:
     return Connector(nats_server, fill, baseline, engine)
 
 
+# -- MQTT -------------------------------------------------------------------------------
+
+
+def mqtt_connector() -> Connector:
+    import aiomqtt
+
+    from streamio.connectors.mqtt import MqttSource
+    from streamio.connectors.testing import mosquitto_server
+
+    kept: list[str] = []
+
+    async def fill(server: Any, lines: list[str]) -> None:
+        kept[:] = lines  # queued for each run's own session, before it is timed
+
+    async def queue_for(server: Any, client_id: str) -> None:
+        """Subscribe a persistent session, leave, publish the lines: the broker
+        queues them for the session (MQTT keeps no history)."""
+        async with aiomqtt.Client(
+            "127.0.0.1", server.port, identifier=client_id, clean_session=False
+        ) as client:
+            await client.subscribe("lines", qos=1)
+        async with aiomqtt.Client("127.0.0.1", server.port) as client:
+            for start in range(0, len(kept), 100):
+                async with anyio.create_task_group() as group:
+                    for line in kept[start : start + 100]:
+                        group.start_soon(client.publish, "lines", line.encode(), 1)
+
+    async def baseline(server: Any, lines: int, run_id: int) -> tuple[float, Counts]:
+        client_id = f"raw-{run_id}"
+        await queue_for(server, client_id)
+        counts: Counts = collections.Counter()
+        seen = 0
+        started = time.perf_counter()
+        async with aiomqtt.Client(
+            "127.0.0.1", server.port, identifier=client_id, clean_session=False
+        ) as client:
+            messages = client.messages
+            while seen < lines:
+                # what has arrived, counted at once (as the source stores a chunk)
+                chunk = [await anext(messages)]
+                while len(messages) and len(chunk) < 1000:
+                    chunk.append(await anext(messages))
+                seen += len(chunk)
+                counts.update(
+                    itertools.chain.from_iterable(
+                        m.payload.decode().split()  # type: ignore[union-attr]
+                        for m in chunk
+                    )
+                )
+        return time.perf_counter() - started, counts
+
+    async def engine(
+        server: Any, lines: int, run_id: int, interval: float, buffer: int
+    ) -> tuple[float, Counts]:
+        client_id = f"job-{run_id}"
+        await queue_for(server, client_id)
+
+        def attach(ssc: StreamingContext) -> DStream[str]:
+            source = MqttSource(
+                "lines", port=server.port, client_id=client_id, value_deserializer="str"
+            )
+            return source.stream(ssc).map(lambda message: message.payload)
+
+        return await count_through(attach, lines, interval, buffer)
+
+    return Connector(lambda: mosquitto_server(max_queued=0), fill, baseline, engine)
+
+
 CONNECTORS: dict[str, Callable[[], Connector]] = {
     "redis": redis_connector,
     "nats": nats_connector,
+    "mqtt": mqtt_connector,
 }
 
 

@@ -203,9 +203,10 @@ def nats_server() -> contextlib.AbstractContextManager[Server]:
     return _serving("nats-server", command, lambda port: f"nats://127.0.0.1:{port}")
 
 
-def mosquitto_server() -> contextlib.AbstractContextManager[Server]:
+def mosquitto_server(*, max_queued: int = 100_000) -> contextlib.AbstractContextManager[Server]:
     """``mosquitto`` from a configuration file binding 127.0.0.1 on a free port,
-    anonymous clients allowed, queueing up to 100,000 messages per offline session."""
+    anonymous clients allowed, queueing up to ``max_queued`` messages per offline
+    session (0: no limit)."""
 
     def command(port: int, directory: Path) -> list[str]:
         config = directory / "mosquitto.conf"
@@ -213,7 +214,7 @@ def mosquitto_server() -> contextlib.AbstractContextManager[Server]:
             f"listener {port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence false\n"
-            "max_queued_messages 100000\n"
+            f"max_queued_messages {max_queued}\n"
             "log_dest stdout\n"
             # the running user: mosquitto started as root would switch to its own
             f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
