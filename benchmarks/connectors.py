@@ -9,7 +9,8 @@ then measures, in turns, best of ``--repeat``:
 - baseline: the client library's own read loop (acknowledging what it reads, as
   the source does), decoding, splitting and counting words in a
   ``collections.Counter``: the floor for any word count over that broker in Python;
-- streamio: the connector's source -> ``flat_map(split)`` -> ``count_by_value()`` ->
+- streamio: the connector's source -> ``flat_map`` (the record's line, split) ->
+  ``count_by_value()`` ->
   an output adding each batch's counts to a total, on the system clock.
 
 Each path is timed from its first read until every word is counted; the counts of
@@ -60,7 +61,8 @@ async def count_through(
     interval: float,
     buffer: int,
 ) -> tuple[float, Counts]:
-    """Run the streamio word count over the lines ``attach`` gives; time to the last word."""
+    """Run the streamio word count over the words ``attach`` gives (the source's
+    records split by one ``flat_map``); time to the last word."""
     total: Counts = collections.Counter()
     words = lines * WORDS_PER_LINE
     counted = anyio.Event()
@@ -75,7 +77,7 @@ async def count_through(
             counted.set()
 
     async with StreamingContext(batch_interval=interval, buffer_capacity=buffer) as ssc:
-        attach(ssc).flat_map(str.split).count_by_value().foreach_batch(add)
+        attach(ssc).count_by_value().foreach_batch(add)
         started = time.perf_counter()
         await ssc.start()
         with anyio.fail_after(600):
@@ -140,7 +142,7 @@ def redis_connector() -> Connector:
     ) -> tuple[float, Counts]:
         def attach(ssc: StreamingContext) -> DStream[str]:
             source = RedisStreamSource(key, group=f"job-{run_id}", consumer="c", url=server.url)
-            return source.stream(ssc).map(lambda entry: entry.fields["line"])
+            return source.stream(ssc).flat_map(lambda entry: entry.fields["line"].split())
 
         return await count_through(attach, lines, interval, buffer)
 
@@ -205,7 +207,7 @@ def nats_connector() -> Connector:
             source = NatsStreamSource(
                 "lines", durable=f"job{run_id}", servers=server.url, value_deserializer="str"
             )
-            return source.stream(ssc).map(lambda message: message.data)
+            return source.stream(ssc).flat_map(lambda message: message.data.split())
 
         return await count_through(attach, lines, interval, buffer)
 
@@ -273,17 +275,97 @@ def mqtt_connector() -> Connector:
             source = MqttSource(
                 "lines", port=server.port, client_id=client_id, value_deserializer="str"
             )
-            return source.stream(ssc).map(lambda message: message.payload)
+            return source.stream(ssc).flat_map(lambda message: message.payload.split())
 
         return await count_through(attach, lines, interval, buffer)
 
     return Connector(lambda: mosquitto_server(max_queued=0), fill, baseline, engine)
 
 
+# -- ZeroMQ -------------------------------------------------------------------------------
+
+
+def _push_lines(address: str, lines: list[str]) -> None:  # runs in a child process
+    import zmq
+
+    context = zmq.Context()
+    socket = context.socket(zmq.PUSH)
+    socket.bind(address)
+    for line in lines:
+        socket.send(line.encode())
+    socket.close(linger=-1)  # until every line is taken
+    context.term()
+
+
+def zeromq_connector() -> Connector:
+    import multiprocessing
+
+    import zmq
+    import zmq.asyncio
+
+    from streamio.connectors.testing import free_port
+    from streamio.connectors.zeromq import ZmqSource
+
+    kept: list[str] = []
+
+    @contextlib.contextmanager
+    def pushers() -> Iterator[Any]:
+        yield None  # each run starts its own pushing process
+
+    async def fill(server: Any, lines: list[str]) -> None:
+        kept[:] = lines
+
+    def start_pusher() -> tuple[str, Any]:
+        address = f"tcp://127.0.0.1:{free_port()}"
+        process = multiprocessing.get_context("fork").Process(
+            target=_push_lines, args=(address, kept)
+        )
+        process.start()
+        return address, process
+
+    async def baseline(server: Any, lines: int, run_id: int) -> tuple[float, Counts]:
+        address, process = start_pusher()
+        context = zmq.asyncio.Context()
+        socket = context.socket(zmq.PULL)
+        counts: Counts = collections.Counter()
+        seen = 0
+        started = time.perf_counter()
+        socket.connect(address)
+        ready = zmq.Socket.shadow(socket)  # what has arrived, without a future per call
+        while seen < lines:
+            chunk = [await socket.recv()]
+            with contextlib.suppress(zmq.Again):
+                while len(chunk) < 1000:
+                    chunk.append(ready.recv(zmq.NOBLOCK))
+            seen += len(chunk)
+            counts.update(itertools.chain.from_iterable(f.decode().split() for f in chunk))
+        elapsed = time.perf_counter() - started
+        context.destroy(linger=0)
+        process.join()
+        return elapsed, counts
+
+    async def engine(
+        server: Any, lines: int, run_id: int, interval: float, buffer: int
+    ) -> tuple[float, Counts]:
+        address, process = start_pusher()
+
+        def attach(ssc: StreamingContext) -> DStream[str]:
+            source = ZmqSource(address, kind="pull", value_deserializer="str")
+            return source.stream(ssc).flat_map(lambda message: message.value.split())
+
+        try:
+            return await count_through(attach, lines, interval, buffer)
+        finally:
+            process.join()
+
+    return Connector(pushers, fill, baseline, engine)
+
+
 CONNECTORS: dict[str, Callable[[], Connector]] = {
     "redis": redis_connector,
     "nats": nats_connector,
     "mqtt": mqtt_connector,
+    "zeromq": zeromq_connector,
 }
 
 
