@@ -135,7 +135,7 @@ def check_policy(policy: Any, what: str = "on_bad_message") -> BadMessagePolicy:
     """``policy`` when it is ``"fail"`` or ``"skip"``."""
     if policy not in ("fail", "skip"):
         raise ConfigurationError(f"{what} must be 'fail' or 'skip', not {policy!r}")
-    return policy  # type: ignore[no-any-return]
+    return policy
 
 
 class ReconnectBackoff:
@@ -222,4 +222,5 @@ def attach(
         name=name,
         buffer_capacity=buffer_capacity,
         max_rate=max_rate,
+        default_name=default_name,
     )

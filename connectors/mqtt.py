@@ -415,8 +415,7 @@ class MqttSource(Receiver[MqttMessage]):
                 chunk = [MqttMessage(m.topic.value, m.payload, m.qos, m.retain) for m in raw]
             else:
                 chunk = [
-                    MqttMessage(m.topic.value, decode(m.payload), m.qos, m.retain)  # type: ignore[arg-type]
-                    for m in raw
+                    MqttMessage(m.topic.value, decode(m.payload), m.qos, m.retain) for m in raw
                 ]
         except Exception:
             chunk = await self._one_by_one(output, raw)
@@ -433,7 +432,7 @@ class MqttSource(Receiver[MqttMessage]):
         good: list[MqttMessage] = []
         for m in raw:
             try:
-                payload = decode(m.payload)  # type: ignore[arg-type]
+                payload = decode(m.payload)
             except Exception as exc:
                 where = f"a message of topic {m.topic.value!r}"
                 if self._policy == "fail":

@@ -324,7 +324,7 @@ class NatsStreamSource(Receiver[NatsMessage]):
             for _, replies in done:
                 for reply in replies:
                     await client.publish(reply, _ACK)
-            await client.flush(timeout=self._fetch_timeout + 5)
+            await client.flush(timeout=int(self._fetch_timeout) + 5)
         except (*_LOST, nats.errors.TimeoutError) as exc:
             self._unacked.extendleft(reversed(done))
             error = ConnectorError(f"NATS acknowledgement failed: {exc!r}", retriable=True)
@@ -605,7 +605,7 @@ class NatsPublishSink(Sink[Any]):
                 else:
                     for data, headers in payloads:
                         await client.publish(self.subject, data, headers=headers)
-                    await client.flush(timeout=self._ack_timeout)
+                    await client.flush(timeout=max(1, round(self._ack_timeout)))
             except (*_LOST, ConnectorError, TimeoutError) as exc:
                 if isinstance(exc, ConnectorError) and not exc.retriable:
                     raise

@@ -417,7 +417,7 @@ class RedisStreamSource(Receiver[RedisEntry]):
         self, client: aioredis.Redis, output: ReceiverOutput[RedisEntry]
     ) -> None:
         """Read again the entries this consumer had and never acknowledged."""
-        after = dict.fromkeys(self.streams, b"0")
+        after: dict[Any, Any] = dict.fromkeys(self.streams, b"0")
         while after:
             reply = await client.xreadgroup(self.group, self.consumer, after, count=self._chunk)
             finished = set(after)

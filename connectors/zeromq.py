@@ -321,7 +321,7 @@ class ZmqSource(Receiver[ZmqMessage]):
     ) -> None:
         chunk_size = self._chunk
         # the same socket, without a future per call: what has arrived is taken at once
-        ready = zmq.Socket.shadow(socket)
+        ready: Any = zmq.Socket.shadow(socket)
         while True:
             raw = [await socket.recv_multipart()]
             with contextlib.suppress(zmq.Again):
