@@ -236,6 +236,7 @@ def mqtt_connector() -> Connector:
         ) as client:
             await client.subscribe("lines", qos=1)
         async with aiomqtt.Client("127.0.0.1", server.port) as client:
+            client.pending_calls_threshold = 1000  # 100 publishes in flight are expected
             for start in range(0, len(kept), 100):
                 async with anyio.create_task_group() as group:
                     for line in kept[start : start + 100]:

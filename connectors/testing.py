@@ -29,7 +29,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["Server", "free_port", "mosquitto_server", "nats_server", "redis_server"]
+__all__ = [
+    "Server",
+    "free_port",
+    "mosquitto_server",
+    "nats_server",
+    "postgres_server",
+    "redis_server",
+]
 
 # Linux prctl(2) option: the signal a process receives when its parent dies.
 _PR_SET_PDEATHSIG = 1
@@ -222,3 +229,67 @@ def mosquitto_server(*, max_queued: int = 100_000) -> contextlib.AbstractContext
         return ["mosquitto", "-c", str(config)]
 
     return _serving("mosquitto", command, lambda port: f"mqtt://127.0.0.1:{port}")
+
+
+def _postgres_bin(program: str) -> str:
+    """The newest installed PostgreSQL's ``program`` (Debian keeps them out of PATH)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{program}"),
+        key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
+    )
+    return str(found[-1]) if found else program
+
+
+def _postgres_user() -> str | None:
+    """PostgreSQL refuses to run as root: as root, run it as ``postgres`` (made by
+    Debian's package) or else ``nobody``; otherwise as the user running the tests."""
+    if os.getuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    raise RuntimeError("no user other than root to run PostgreSQL as (useradd postgres)")
+
+
+def postgres_server() -> contextlib.AbstractContextManager[Server]:
+    """PostgreSQL's ``postgres``, its cluster made by ``initdb`` in the server's
+    directory (trust authentication on loopback, user ``postgres``, database
+    ``postgres``), its socket in that directory too; run as a non-root user."""
+    user = _postgres_user()
+
+    def prepare(directory: Path) -> None:
+        subprocess.run(
+            [_postgres_bin("initdb"), "-D", str(directory / "data"), "-U", "postgres",
+             "--auth=trust", "--no-sync", "-E", "UTF8"],
+            check=True, user=user, cwd=directory,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+    def command(port: int, directory: Path) -> list[str]:
+        return [
+            _postgres_bin("postgres"),
+            "-D", str(directory / "data"),
+            "-h", "127.0.0.1",
+            "-p", str(port),
+            "-k", str(directory),
+            "-c", "fsync=off",
+        ]  # fmt: skip
+
+    def ready(server: Server) -> bool:  # accepting connections, not only the port
+        probe = subprocess.run(
+            [_postgres_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(server.port), "-q"],
+            check=False,
+        )
+        return probe.returncode == 0
+
+    return _serving(
+        "postgres",
+        command,
+        lambda port: f"postgresql://postgres@127.0.0.1:{port}/postgres",
+        user=user,
+        prepare=prepare,
+        ready=ready,
+        binary=_postgres_bin("postgres"),
+        package="postgresql",
+    )

@@ -142,3 +142,13 @@ def mosquitto_server() -> Iterator[Any]:
 
     with mosquitto_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A PostgreSQL server (initdb into a temporary directory, run as a non-root
+    user) for the session; killed by pid at the end."""
+    from streamio.connectors.testing import postgres_server
+
+    with postgres_server() as server:
+        yield server
