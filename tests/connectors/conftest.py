@@ -112,3 +112,43 @@ class KafkaHelper:
 def kafka(kafka_broker: Any, request: pytest.FixtureRequest) -> KafkaHelper:
     """Helpers bound to the session's broker, with names unique to this test."""
     return KafkaHelper(kafka_broker.bootstrap_servers, request.node.name)
+
+
+# -- the servers of the message-broker connectors (Debian's packages, see .ci/run) --------
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    """A ``redis-server`` for the session (append-only file on); killed by pid at the end."""
+    from streamio.connectors.testing import redis_server
+
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[Any]:
+    """A ``nats-server`` with JetStream for the session; killed by pid at the end."""
+    from streamio.connectors.testing import nats_server
+
+    with nats_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mosquitto_server() -> Iterator[Any]:
+    """A ``mosquitto`` broker for the session; killed by pid at the end."""
+    from streamio.connectors.testing import mosquitto_server
+
+    with mosquitto_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A PostgreSQL server (initdb into a temporary directory, run as a non-root
+    user) for the session; killed by pid at the end."""
+    from streamio.connectors.testing import postgres_server
+
+    with postgres_server() as server:
+        yield server
