@@ -400,7 +400,7 @@ class MqttSource(Receiver[MqttMessage]):
                 raw.append(await anext(messages))
             chunk = await self._convert(output, raw)
             stats = output.statistics()
-            if stats.used + len(chunk) > stats.capacity:
+            if stats.would_wait(len(chunk)):
                 while len(messages):  # received and acknowledged: ours to keep
                     chunk += await self._convert(output, [await anext(messages)])
                 return chunk

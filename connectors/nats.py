@@ -432,7 +432,7 @@ class NatsStreamSource(Receiver[NatsMessage]):
         self._unacked_count += len(messages)
         self._received += len(records)
         stats = output.statistics()
-        self._blocked = stats.used + len(records) > stats.capacity
+        self._blocked = stats.would_wait(len(records))
         if self._blocked:
             self._changes.notify()
         try:

@@ -483,7 +483,7 @@ class RedisStreamSource(Receiver[RedisEntry]):
         self._unacked_count += count
         self._received += len(records)
         stats = output.statistics()
-        self._blocked = stats.used + len(records) > stats.capacity
+        self._blocked = stats.would_wait(len(records))
         if self._blocked:  # the put waits for a batch to free space: visible to tests
             self._changes.notify()
         try:

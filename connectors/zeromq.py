@@ -330,7 +330,7 @@ class ZmqSource(Receiver[ZmqMessage]):
             chunk = await self._convert(output, raw)
             self._received += len(chunk)
             stats = output.statistics()
-            self._blocked = stats.used + len(chunk) > stats.capacity
+            self._blocked = stats.would_wait(len(chunk))
             self._changes.notify()
             try:
                 await output.put_many(chunk)

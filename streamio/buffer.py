@@ -71,6 +71,13 @@ class BufferStatistics:
     used_bytes: int
     max_bytes: int
 
+    def would_wait(self, records: int) -> bool:
+        """Whether storing ``records`` more would make the sender wait: over the
+        limit in records, or the byte budget already spent. Sources that can stop
+        reading at their origin ask this before they store a chunk."""
+        over_records = self.capacity is not None and self.used + records > self.capacity
+        return over_records or self.used_bytes >= self.max_bytes
+
 
 class _Stored:
     """One stored chunk: its records, its position and its estimated bytes."""
