@@ -170,7 +170,7 @@ def main() -> None:
         "--oversized-bytes", type=int, default=2**34, help="buffer_bytes of the oversized run"
     )
     parser.add_argument(
-        "--trace-lines", type=int, default=300_000, help="lines of the traced runs (0: none)"
+        "--trace-lines", type=int, default=1_500_000, help="lines of the traced runs (0: none)"
     )
     add_loop_option(parser)
     on_each_loop(parser.parse_args(), measure)
