@@ -19,8 +19,9 @@ The ratio default / oversized says whether the default buffer holds the stream
 back (1.0: it does not). Peak memory is printed for both: the peak resident set
 during each job (Linux; the worst run of each), and the peak of Python's
 allocations (tracemalloc) in one more run of each setting, untimed, on
-``--trace-lines`` lines (tracemalloc slows the job, so that run shows the bound
-with the source far ahead of the processing).
+``--trace-lines`` lines (tracemalloc slows reading and processing alike, so that
+run shows what the job allocates, not the buffer's bound, which the unit tests
+check).
 
     python benchmarks/socket_wordcount.py [--lines N] [--repeat N] [--interval S]
         [--window S] [--oversized N] [--oversized-bytes N] [--trace-lines N]
