@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import Protocol, runtime_checkable
+from collections.abc import Awaitable, Coroutine, Generator
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import anyio
 import anyio.lowlevel
 
-__all__ = ["Clock", "ManualClock", "SystemClock", "Timer"]
+__all__ = ["Clock", "ManualClock", "SystemClock", "Timer", "watched"]
+
+T = TypeVar("T")
 
 # Batch times are sums of float intervals; a deadline this close to the target
 # counts as reached, so advance(0.1) three times reaches the batch at 0.3.
@@ -127,32 +130,75 @@ class _ManualTimer:
         self._clock._changed()
 
 
-# How many loop turns advance() gives other tasks before a tick at most: bounds the
-# wait when some task never blocks (it yields with sleep(0) forever).
+# How many loop turns advance() gives the receivers before a deadline at most: bounds
+# the wait when a receiver never waits (it yields with sleep(0) forever).
 _MAX_TURNS_BEFORE_TICK = 10_000
 
 
-def _other_tasks_runnable() -> bool:
-    """Whether a task other than the current one is ready to run.
+class _Watched(Generic[T]):
+    """Runs a coroutine for its task while seeing what it hands that task.
 
-    A task blocked in an await has a pending future in ``_fut_waiter`` (asyncio's
-    task attribute, which anyio's ``wait_all_tasks_blocked`` reads too).
+    Each time a coroutine suspends, it hands its task either nothing (a bare
+    ``yield``, as ``asyncio.sleep(0)`` does: "run me again at the next turn") or
+    the future it waits for (the task runs it again once that future is done).
+    Standing between the coroutine and its task, with nothing but the coroutine
+    protocol (``send``, ``throw``, ``close``), this object knows which, so a manual
+    clock can tell a receiver that can run from one waiting on something that has
+    not happened yet, without reading the internals of asyncio's tasks.
+
+    It passes every value and exception through unchanged, as ``yield from``
+    does, so the task, its cancellation and anyio's cancel scopes see the
+    coroutine as if it were awaited directly.
     """
-    current = asyncio.current_task()
-    for task in asyncio.all_tasks():
-        if task is not current:
-            waiter = getattr(task, "_fut_waiter", None)
-            if waiter is None or waiter.done():
-                return True
-    return False
+
+    def __init__(self, clock: ManualClock, coroutine: Coroutine[Any, Any, T]) -> None:
+        self._clock = clock
+        self._coroutine = coroutine
+        self._waiting_for: Any = None
+
+    def ready(self) -> bool:
+        """Whether the task can run now: it yielded bare, or its future is done."""
+        waiting = self._waiting_for
+        return not asyncio.isfuture(waiting) or waiting.done()
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        watched = self._clock._watched
+        watched.add(self)
+        coroutine = self._coroutine
+        sent: Any = None
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    if error is None:
+                        handed = coroutine.send(sent)
+                    else:
+                        handed, error = coroutine.throw(error), None
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                self._waiting_for = handed
+                try:
+                    sent = yield handed
+                except GeneratorExit:
+                    coroutine.close()
+                    raise
+                except BaseException as exc:  # cancellation included: passed on as is
+                    error = exc
+        finally:
+            self._waiting_for = None
+            watched.discard(self)
 
 
-async def _let_other_tasks_run() -> None:
-    """Yield to the event loop until every other task waits (or the turns run out)."""
-    for _ in range(_MAX_TURNS_BEFORE_TICK):
-        if not _other_tasks_runnable():
-            return
-        await asyncio.sleep(0)
+def watched(clock: Clock, coroutine: Coroutine[Any, Any, T]) -> Awaitable[T]:
+    """``coroutine`` as an awaitable that ``clock`` can watch, if it is a manual clock.
+
+    The runtime runs each receiver's task through this, so that
+    :meth:`ManualClock.advance` can let every receiver that can run do so before
+    each deadline. On any other clock it is ``coroutine`` itself.
+    """
+    if isinstance(clock, ManualClock):
+        return _Watched(clock, coroutine)
+    return coroutine
 
 
 class ManualClock:
@@ -165,12 +211,36 @@ class ManualClock:
             ...
             ssc.start()
             await clock.advance(2.0)   # batches at 1.0 and 2.0 are done here
+
+    What :meth:`advance` guarantees:
+
+    - Every sleeper on this clock (a context's scheduler, a receiver's restart
+      backoff, a timeout of :mod:`streamio.timeouts`) whose deadline is passed is
+      woken at its deadline, in the order of deadlines, and the clock waits until
+      it sleeps again or finishes before it moves on. So when ``advance`` returns,
+      every batch due by the new time has been processed.
+    - Before each deadline, the receivers of every context on this clock run
+      until each one waits for something that has not happened yet. A receiver
+      that yielded without waiting (``asyncio.sleep(0)``, an anyio checkpoint) or
+      whose awaited future is done is given more loop turns; one that awaits a
+      pending future (its source, space in a full buffer, its backoff) is
+      waiting. So a batch holds everything the receivers could store before its
+      time without waiting on the outside world. The clock knows each receiver's
+      state because the runtime runs it through :func:`watched`, which sees what
+      the receiver's coroutine hands its task; it reads no private attribute of
+      asyncio or uvloop.
+    - Other tasks (a test's own, or tasks a receiver starts itself) are not waited
+      for: they run only in the loop turns the receivers take. Synchronise with
+      them explicitly (an event, ``DStream.wait_for_buffer``).
+    - A receiver that never waits is given at most 10,000 loop turns per
+      deadline. ``advance`` takes loop turns, never real time.
     """
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = float(start)
         self._timers: list[_ManualTimer] = []
         self._settled: asyncio.Future[None] | None = None
+        self._watched: set[_Watched[Any]] = set()
 
     def now(self) -> float:
         return self._now
@@ -217,9 +287,10 @@ class ManualClock:
         Returns once every batch due by the new time has been processed: each
         sleeper whose deadline passes is woken at its deadline, in order, and
         the clock waits for it to sleep again before moving on. Before each
-        deadline, every other task that can run (a receiver with data in hand)
-        runs until it waits, so a batch holds what was ready before its time.
-        Cancellation leaves the clock at the last deadline reached.
+        deadline, every receiver that can run (one with data in hand) runs until
+        it waits, so a batch holds what was ready before its time (the class
+        docstring says exactly what this covers). Cancellation leaves the clock
+        at the last deadline reached.
 
         Raises:
             ValueError: if ``seconds`` is negative or not finite.
@@ -227,13 +298,20 @@ class ManualClock:
         if not math.isfinite(seconds) or seconds < 0:
             raise ValueError(f"advance() takes a finite duration >= 0, not {seconds!r}")
         target = self._now + seconds
+        turns = 0
         while True:
             await self._settle()
             due = [t.deadline for t in self._timers if t.deadline is not None]
             due = [d for d in due if d <= target + _GRID_TOLERANCE]
             if not due:
                 break
-            await _let_other_tasks_run()
+            if turns < _MAX_TURNS_BEFORE_TICK and any(w.ready() for w in self._watched):
+                # Let the receivers run, then look again: one may have started a
+                # sleep with an earlier deadline meanwhile (a restart backoff).
+                turns += 1
+                await asyncio.sleep(0)
+                continue
+            turns = 0
             self._now = max(self._now, min(due))
             for t in self._timers:
                 if t.deadline is not None and t.deadline <= self._now + _GRID_TOLERANCE:

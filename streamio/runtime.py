@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from .clock import Clock, Timer
+from .clock import Clock, Timer, watched
 from .executors import InlineExecutor, pool_for
 from .graph import Graph
 from .inputs import ReceiverInputNode
@@ -191,7 +191,8 @@ class Runtime:
         async def on_event(event: str, info: ReceiverInfo) -> None:
             await notify(listeners, f"on_receiver_{event}", info)
 
-        await supervise(
+        # watched: a manual clock lets receivers run until they wait before a tick
+        supervision = supervise(
             node.receiver,
             ReceiverOutput(node.buffer, stream=node.name, notify=on_event),
             stream=node.name,
@@ -201,6 +202,7 @@ class Runtime:
             stop=self._graceful_stop,
             task_status=task_status,
         )
+        await watched(self.clock, supervision)
 
     async def _stop_receivers(self) -> None:
         """Graceful stop, first step: no receiver receives any more."""
