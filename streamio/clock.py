@@ -93,6 +93,7 @@ class _ManualTimer:
         self._clock = clock
         self.deadline: float | None = None
         self.closed = False
+        self.slept = False  # sleep_until() was called at least once
         self._interrupted = False
         self._waiter: asyncio.Future[None] | None = None
 
@@ -103,6 +104,7 @@ class _ManualTimer:
     async def sleep_until(self, deadline: float) -> None:
         if self.closed:
             raise RuntimeError("sleep_until() on a closed timer")
+        self.slept = True
         if self._interrupted or deadline <= self._clock.now() + _GRID_TOLERANCE:
             await anyio.lowlevel.checkpoint()
             return
@@ -161,8 +163,13 @@ class _Watched(Generic[T]):
         waiting = self._waiting_for
         return not asyncio.isfuture(waiting) or waiting.done()
 
+    def waiting_for(self, futures: list[asyncio.Future[None]]) -> bool:
+        """Whether the task waits for one of ``futures``."""
+        return any(self._waiting_for is future for future in futures)
+
     def __await__(self) -> Generator[Any, Any, T]:
-        watched = self._clock._watched
+        clock = self._clock
+        watched = clock._watched
         watched.add(self)
         coroutine = self._coroutine
         sent: Any = None
@@ -177,6 +184,8 @@ class _Watched(Generic[T]):
                 except StopIteration as stop:
                     return stop.value  # type: ignore[no-any-return]
                 self._waiting_for = handed
+                if clock._settled is not None:
+                    clock._changed()  # it may now sleep on the clock that advance() waits on
                 try:
                     sent = yield handed
                 except GeneratorExit:
@@ -219,8 +228,9 @@ class ManualClock:
       woken at its deadline, in the order of deadlines, and the clock waits until
       it sleeps again or finishes before it moves on. So when ``advance`` returns,
       every batch due by the new time has been processed.
-    - Before each deadline, the receivers of every context on this clock run
-      until each one waits for something that has not happened yet. A receiver
+    - Before each deadline, and before it returns, ``advance`` lets the receivers
+      of every context on this clock run until each one waits for something that
+      has not happened yet. A receiver
       that yielded without waiting (``asyncio.sleep(0)``, an anyio checkpoint) or
       whose awaited future is done is given more loop turns; one that awaits a
       pending future (its source, space in a full buffer, its backoff) is
@@ -259,16 +269,39 @@ class ManualClock:
             settled.set_result(None)
 
     def _busy(self) -> bool:
-        return any(t.awake for t in self._timers)
+        """Whether time must wait because a sleeper is awake (it may yet sleep with
+        an earlier deadline than those known).
+
+        A sleeper that has not slept yet (a context waiting for its receivers to
+        open) does not hold time back while a receiver sleeps on this clock (a
+        restart backoff before its first open): the context waits for that
+        receiver, and the receiver waits for time to move.
+        """
+        awake = [t for t in self._timers if t.awake]
+        if not awake:
+            return False
+        return any(t.slept for t in awake) or not self._a_receiver_sleeps()
+
+    def _a_receiver_sleeps(self) -> bool:
+        waiters = [t._waiter for t in self._timers if t._waiter is not None]
+        return any(w.waiting_for(waiters) for w in self._watched)
 
     async def _settle(self) -> None:
-        """Wait until every sleeper is asleep again or closed."""
-        while self._busy():
-            self._settled = asyncio.get_running_loop().create_future()
-            try:
-                await self._settled
-            finally:
-                self._settled = None
+        """Wait until every sleeper is asleep again or closed (see :meth:`_busy`)."""
+        turned = False
+        while True:
+            while self._busy():
+                self._settled = asyncio.get_running_loop().create_future()
+                try:
+                    await self._settled
+                finally:
+                    self._settled = None
+            if turned or not any(t.awake for t in self._timers):
+                return
+            # Only sleepers that have not slept yet are awake: give one just
+            # created (a timeout's) the turn it needs to fall asleep.
+            turned = True
+            await asyncio.sleep(0)
 
     def elapse(self, seconds: float) -> None:
         """Move time forward by ``seconds`` without waking anything.
@@ -301,16 +334,16 @@ class ManualClock:
         turns = 0
         while True:
             await self._settle()
+            if turns < _MAX_TURNS_BEFORE_TICK and any(w.ready() for w in self._watched):
+                # Let the receivers run, then look again: one may start a sleep
+                # meanwhile (a restart backoff), due before the next deadline.
+                turns += 1
+                await asyncio.sleep(0)
+                continue
             due = [t.deadline for t in self._timers if t.deadline is not None]
             due = [d for d in due if d <= target + _GRID_TOLERANCE]
             if not due:
                 break
-            if turns < _MAX_TURNS_BEFORE_TICK and any(w.ready() for w in self._watched):
-                # Let the receivers run, then look again: one may have started a
-                # sleep with an earlier deadline meanwhile (a restart backoff).
-                turns += 1
-                await asyncio.sleep(0)
-                continue
             turns = 0
             self._now = max(self._now, min(due))
             for t in self._timers:

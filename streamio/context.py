@@ -55,6 +55,22 @@ class ContextState(enum.Enum):
     STOPPED = "stopped"
 
 
+def _check_restarts(max_restarts: Any, backoff: float) -> int | None:
+    """``max_receiver_restarts``: a whole number >= 0, or None (with a backoff > 0)."""
+    if max_restarts is None:
+        if backoff == 0:
+            msg = (
+                "max_receiver_restarts=None restarts a failing receiver forever: give it "
+                "a receiver_restart_backoff > 0, or a finite max_receiver_restarts"
+            )
+            raise ConfigurationError(msg)
+        return None
+    try:
+        return check_whole_number(max_restarts, "max_receiver_restarts", minimum=0)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc} (or None to restart forever)") from None
+
+
 class _Completion:
     """What ``start()`` and ``stop()`` return: already acted on, awaitable to wait.
 
@@ -85,9 +101,14 @@ class StreamingContext:
             is held back: raise it for long intervals at high rates; 128 MiB by
             default.
         partition_size: most records per partition of an input batch.
-        max_receiver_restarts: how often a failing receiver is restarted before
-            its error stops the context.
-        receiver_restart_backoff: seconds before the first restart (doubling).
+        max_receiver_restarts: how many failures in a row a receiver may have
+            (each followed by a restart) before its error stops the context; an
+            attempt that stored records, or stayed up longer than the backoff's
+            cap, starts the count over. None: restart it forever (each failure
+            still reaches the listeners' ``on_receiver_error``).
+        receiver_restart_backoff: seconds before the first restart of a run of
+            failures, doubling up to ``streamio.receiver.MAX_RESTART_BACKOFF``
+            (30 s), on the context's clock.
         stop_timeout: seconds (of ``clock``) a graceful stop may take before it
             turns hard; records it leaves are reported by StopTimeoutError.
         executor: where fused stages run unless an operator chose
@@ -110,7 +131,7 @@ class StreamingContext:
         buffer_capacity: int | None = None,
         buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         partition_size: int = 10_000,
-        max_receiver_restarts: int = 3,
+        max_receiver_restarts: int | None = 3,
         receiver_restart_backoff: float = 0.1,
         stop_timeout: float = 30.0,
         executor: Any = "inline",
@@ -128,12 +149,10 @@ class StreamingContext:
         )
         self._buffer_bytes = check_whole_number(buffer_bytes, "buffer_bytes")
         partition_size = check_whole_number(partition_size, "partition_size")
-        self._max_restarts = check_whole_number(
-            max_receiver_restarts, "max_receiver_restarts", minimum=0
-        )
         self._backoff = check_number(
             receiver_restart_backoff, "receiver_restart_backoff", allow_zero=True
         )
+        self._max_restarts = _check_restarts(max_receiver_restarts, self._backoff)
         self._stop_timeout = check_number(stop_timeout, "stop_timeout")
         if max_workers is not None:
             check_whole_number(max_workers, "max_workers")

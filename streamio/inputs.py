@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from .batch import Batch, split_chunks
 from .errors import ConfigurationError
 from .graph import Graph, Node
@@ -102,7 +104,11 @@ def check_queue_item(item: Any, stream: str) -> Iterable[Any]:
 
 
 class ReceiverInputNode(InputNode):
-    """A stream fed by a receiver task through a bounded buffer."""
+    """A stream fed by a receiver task through a bounded buffer.
+
+    It tells the receiver's supervisor when a position has been committed, so
+    that a receiver whose source ended is closed only after its last commit.
+    """
 
     kind = "receiver_stream"
 
@@ -118,6 +124,8 @@ class ReceiverInputNode(InputNode):
         self.receiver = receiver
         self.buffer = buffer
         self.max_records_per_batch = max_records_per_batch
+        self._last_committed: Any = None
+        self._committing: anyio.Event | None = None  # set at the next commit
 
     def take(self) -> tuple[list[Sequence[Any]], Any]:
         return self.buffer.take(self.max_records_per_batch)
@@ -129,5 +137,21 @@ class ReceiverInputNode(InputNode):
         position = self.positions.pop(time, None)
         if position is not None:
             await self.receiver.commit(position)
+            self._last_committed = position
+            if self._committing is not None:
+                self._committing.set()
+                self._committing = None
+
+    async def wait_committed(self, position: Any) -> None:
+        """Return once ``position`` (the object the receiver stored) has been committed.
+
+        Positions are told apart by identity, so a source storing the same object
+        twice is taken as committed at the first. Returns at once if it was the
+        last position committed.
+        """
+        while self._last_committed is not position:
+            if self._committing is None:
+                self._committing = anyio.Event()
+            await self._committing.wait()
 
 

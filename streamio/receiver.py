@@ -6,6 +6,11 @@ its stream's bounded buffer. Implement :class:`Receiver` and attach it with
 runs it in the context's task group, restarts it with backoff when it raises and,
 once every output of a batch has finished, tells it which position that batch
 covered so it can commit (Kafka offsets, file names).
+
+Restarts are budgeted per run of consecutive failures: an attempt that stored
+records, or stayed up longer than :data:`MAX_RESTART_BACKOFF`, starts the count
+and the backoff over. Every wait here (backoff, close timeout) is on the
+context's clock.
 """
 
 from __future__ import annotations
@@ -20,17 +25,25 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .buffer import BufferStatistics, ChunkBuffer
+from .clock import Clock
 from .errors import ConnectorError, ReceiverError
 from .listener import ReceiverInfo
+from .timeouts import move_on_after, sleep
 
-__all__ = ["Receiver", "ReceiverOutput"]
+__all__ = ["MAX_RESTART_BACKOFF", "Receiver", "ReceiverOutput"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# How long a receiver's aclose() may take while the context stops.
-_CLOSE_TIMEOUT = 10.0
+#: Seconds: the restart backoff doubles from ``receiver_restart_backoff`` up to
+#: this. An attempt that stays up longer than this counts as a recovery, as one
+#: that stored records does: the count of failures and the backoff start over.
+MAX_RESTART_BACKOFF = 30.0
+
+# Seconds (on the context's clock) that a receiver's aclose(), and then the
+# listeners' on_receiver_stopped, may take once the receiver ends.
+_CLEANUP_TIMEOUT = 10.0
 
 
 Notify = Callable[[str, ReceiverInfo], Awaitable[None]]
@@ -51,6 +64,8 @@ class ReceiverOutput(Generic[T]):
         self._notify = notify
         self.stream = stream
         self.attempt = 0
+        self._stored = False  # whether the current attempt stored anything
+        self._last_position: Any = None  # the last position stored, by any attempt
 
     async def put_many(self, records: Iterable[T], position: Any = None) -> None:
         """Store a chunk of records; waits while the buffer is full (backpressure).
@@ -64,6 +79,9 @@ class ReceiverOutput(Generic[T]):
                 once a batch holding this chunk has been fully output.
         """
         await self._buffer.put_many(records, position)
+        self._stored = True
+        if position is not None:
+            self._last_position = position
 
     def put_many_nowait(self, records: Iterable[T], position: Any = None) -> None:
         """Store a chunk whole if the buffer has room for it now; never wait.
@@ -79,6 +97,9 @@ class ReceiverOutput(Generic[T]):
     async def put(self, record: T, position: Any = None) -> None:
         """Store one record. Prefer :meth:`put_many` when records come in chunks."""
         await self._buffer.put(record, position)
+        self._stored = True
+        if position is not None:
+            self._last_position = position
 
     def statistics(self) -> BufferStatistics:
         """The buffer's fill level (records and estimated bytes), its limits and how
@@ -102,15 +123,26 @@ class Receiver(abc.ABC, Generic[T]):
     Lifecycle, all on the event loop: :meth:`open` (connect), then :meth:`run`
     (receive until the source ends), then :meth:`aclose` (always, even after an
     error or cancellation). If ``open`` or ``run`` raises, the runtime calls
-    ``aclose`` and starts over with ``open`` after a backoff, up to the context's
-    ``max_receiver_restarts``; then the error stops the context. A
+    ``aclose`` and starts over with ``open`` after a backoff (doubling from the
+    context's ``receiver_restart_backoff`` up to :data:`MAX_RESTART_BACKOFF`).
+    More than ``max_receiver_restarts`` failures in a row stop the context with
+    a :class:`~streamio.ReceiverError`; an attempt that stored records, or stayed
+    up longer than :data:`MAX_RESTART_BACKOFF`, starts the count (and the
+    backoff) over, and ``max_receiver_restarts=None`` restarts it forever. A
     :class:`~streamio.ConnectorError` with ``retriable=False`` (refused
     credentials, a wrong option) stops it at once.
 
-    A graceful stop cancels ``run`` first, processes what the receivers buffered
-    in final batches and commits their positions (:meth:`commit` is called after
-    ``run`` ended), and only then calls ``aclose``: a source that commits to its
-    origin (Kafka offsets) is still connected for those last commits.
+    ``aclose`` comes after the commits of what the receiver stored:
+
+    - when ``run`` returns (its source ended), once the last position it stored
+      has been committed, that is once every batch holding its records has been
+      output;
+    - on a graceful stop, which cancels ``run`` first, once the final batches
+      (what the receivers buffered) have been output and committed.
+
+    So a source that commits to its origin (Kafka offsets) is still connected for
+    its last commits. A hard stop, or a failure of the context, closes it at
+    once, without those commits.
 
     Receivers are async context managers too, for use outside a context.
 
@@ -198,59 +230,112 @@ async def supervise(
     output: ReceiverOutput[T],
     *,
     stream: str,
-    max_restarts: int,
+    clock: Clock,
+    max_restarts: int | None,
     backoff: float,
     notify: Notify,
     stop: GracefulStop,
+    wait_committed: Callable[[Any], Awaitable[None]],
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a receiver until its source ends, restarting it when it fails.
 
     ``task_status.started()`` is called once the receiver has opened for the
-    first time. Raises ReceiverError (with the last failure chained) when the
-    receiver failed more than ``max_restarts`` times. When ``stop`` stops the
-    receivers, ``aclose`` waits until ``stop`` allows it (final batches committed).
+    first time. A failure is followed by a restart after a backoff on ``clock``
+    (``backoff`` seconds, doubling up to :data:`MAX_RESTART_BACKOFF`); an attempt
+    that stored anything, or stayed up longer than that cap, resets the count of
+    failures and the backoff. Raises ReceiverError (with the last failure
+    chained) after more than ``max_restarts`` failures in a row (never when it
+    is None), or at once when a restart cannot help.
+
+    When ``run`` returns, ``aclose`` waits until ``wait_committed`` returns for
+    the last position stored; when ``stop`` stops the receivers, until ``stop``
+    allows it (final batches committed). ``aclose`` and the listeners'
+    "stopped" notification each have :data:`_CLEANUP_TIMEOUT` seconds of
+    ``clock``, even when the task is cancelled.
     """
     attempt = 0
-    started = False
+    failures = 0  # in a row, since the last attempt that made progress
     delay = backoff
+    started = False
     try:
         while True:
             attempt += 1
             output.attempt = attempt
+            output._stored = False
+            up_since: float | None = None
+            up_for = 0.0
             try:
                 try:
                     with stop.receiving() as receiving:
                         await receiver.open()
+                        up_since = clock.now()
                         if not started:
                             started = True
                             task_status.started()
                         await notify("started", ReceiverInfo(stream, attempt))
                         await receiver.run(output)
+                        # The source ended by itself: close once what it stored is
+                        # committed (a graceful stop meanwhile cancels this wait).
+                        if output._last_position is not None:
+                            await wait_committed(output._last_position)
                     if receiving.cancel_called:  # stopped by a graceful stop
                         await stop.wait_close_allowed()
                 finally:
-                    with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
-                        await receiver.aclose()
+                    if up_since is not None:
+                        up_for = clock.now() - up_since
+                    await _cleanup(clock, receiver.aclose(), f"aclose() of {stream!r}")
             except Exception as exc:
-                logger.warning("receiver of %r failed (attempt %d): %r", stream, attempt, exc)
+                if output._stored or up_for > MAX_RESTART_BACKOFF:
+                    failures, delay = 0, backoff  # it recovered before this failure
+                failures += 1
+                logger.warning(
+                    "receiver of %r failed (attempt %d, %d in a row): %r",
+                    stream,
+                    attempt,
+                    failures,
+                    exc,
+                )
                 await notify("error", ReceiverInfo(stream, attempt, error=exc))
-                if attempt > max_restarts or not _may_restart(receiver, exc):
-                    raise ReceiverError(stream, attempt, f"{type(exc).__name__}: {exc}") from exc
+                reason = _no_restart(receiver, exc, failures, max_restarts)
+                if reason is not None:
+                    message = f"{type(exc).__name__}: {exc} ({reason})"
+                    raise ReceiverError(stream, attempt, message) from exc
                 with stop.receiving() as backing_off:
-                    await anyio.sleep(delay)
+                    await sleep(clock, delay)
                 if backing_off.cancel_called:
                     return
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, MAX_RESTART_BACKOFF)
             else:
                 return
     finally:
-        with anyio.CancelScope(shield=True):
-            await notify("stopped", ReceiverInfo(stream, attempt))
+        await _cleanup(
+            clock,
+            notify("stopped", ReceiverInfo(stream, attempt)),
+            f"the on_receiver_stopped listeners of {stream!r}",
+        )
 
 
-def _may_restart(receiver: Receiver[Any], error: Exception) -> bool:
-    """Whether starting ``receiver`` again after ``error`` can help."""
+async def _cleanup(clock: Clock, step: Awaitable[None], what: str) -> None:
+    """Await a cleanup step, even while cancelled, for at most the cleanup timeout."""
+    with anyio.CancelScope(shield=True):
+        async with move_on_after(clock, _CLEANUP_TIMEOUT) as scope:
+            await step
+    if scope.cancelled_caught:
+        logger.warning("%s took over %ss and was abandoned", what, _CLEANUP_TIMEOUT)
+
+
+def _no_restart(
+    receiver: Receiver[Any], error: Exception, failures: int, max_restarts: int | None
+) -> str | None:
+    """Why ``receiver`` is not restarted after ``error`` (None: it is), and what to change."""
     if isinstance(error, ConnectorError) and not error.retriable:
-        return False
-    return receiver.restartable
+        return "the error is not retriable: fix what it names"
+    if not receiver.restartable:
+        return f"{type(receiver).__name__} cannot be restarted"
+    if max_restarts is not None and failures > max_restarts:
+        return (
+            f"{failures} failures in a row, more than max_receiver_restarts={max_restarts}: "
+            "raise max_receiver_restarts or set it to None to retry forever"
+        )
+    return None

@@ -52,7 +52,7 @@ class Runtime:
         clock: Clock,
         listeners: Sequence[StreamingListener],
         *,
-        max_restarts: int,
+        max_restarts: int | None,
         backoff: float,
         stop_timeout: float,
         executor_setting: Any,
@@ -196,10 +196,12 @@ class Runtime:
             node.receiver,
             ReceiverOutput(node.buffer, stream=node.name, notify=on_event),
             stream=node.name,
+            clock=self.clock,
             max_restarts=self._max_restarts,
             backoff=self._backoff,
             notify=on_event,
             stop=self._graceful_stop,
+            wait_committed=node.wait_committed,
             task_status=task_status,
         )
         await watched(self.clock, supervision)

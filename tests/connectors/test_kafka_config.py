@@ -236,7 +236,10 @@ async def test_an_unreachable_broker_at_start_is_retriable(caplog):
     )
     with pytest.raises(ReceiverError) as info, anyio.fail_after(10):
         async with StreamingContext(
-            batch_interval=1.0, clock=ManualClock(), max_receiver_restarts=1
+            batch_interval=1.0,
+            clock=ManualClock(),
+            max_receiver_restarts=1,
+            receiver_restart_backoff=0,  # the backoff is on the manual clock
         ) as ssc:
             source.stream(ssc).foreach_batch(ListSink())
             await ssc.start()

@@ -41,14 +41,13 @@ class Boom(Exception):
 
 
 class FailingReceiver(Receiver[int]):
-    """Stores one record per start, then raises."""
+    """Raises at each start, before storing anything (so the failures are in a row)."""
 
     def __init__(self) -> None:
         self.starts = 0
 
     async def run(self, output):
         self.starts += 1
-        await output.put_many([self.starts])
         raise Boom(f"failure {self.starts}")
 
 

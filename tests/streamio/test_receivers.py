@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import tracemalloc
 from collections import defaultdict
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from streamio import (
     ConfigurationError,
     ConnectorError,
+    ContextState,
     ManualClock,
     OperatorError,
     Receiver,
@@ -23,6 +25,7 @@ from streamio import (
     StreamingListener,
 )
 from streamio.buffer import BufferStatistics
+from streamio.receiver import MAX_RESTART_BACKOFF
 from streamio.testing import ListSink, MemorySource
 
 # Upper bound for a wait that only a library bug could make endless.
@@ -57,10 +60,11 @@ class ReceiverEvents(StreamingListener):
 
 
 class ScriptedReceiver(Receiver[str]):
-    """Logs its lifecycle; attempts listed in ``fail_run`` / ``fail_open`` raise.
+    """Logs its lifecycle; attempts listed in ``fail_open`` / ``fail_run`` raise.
 
-    A successful run stores ``run-<attempt>`` and then, when ``forever``, waits
-    until cancelled; otherwise it returns (its source ended).
+    A run stores ``run-<attempt>`` and then raises if its attempt is in
+    ``fail_run``; otherwise, when ``forever``, it waits until cancelled, or it
+    returns (its source ended).
     """
 
     def __init__(
@@ -101,38 +105,68 @@ class ScriptedReceiver(Receiver[str]):
         self.log.append(f"aclose {self.attempt}")
 
 
+class Attempts(Receiver[str]):
+    """Attempt ``n`` follows step ``script[n - 1]`` (the last step repeats):
+
+    - "fail": raises at once, storing nothing;
+    - "store, fail": stores ``run-<n>``, then raises;
+    - "hold, fail": raises, storing nothing, once the test calls :meth:`fail`;
+    - "store": stores ``run-<n>``, then waits until cancelled.
+
+    ``opened_at`` has the clock's time at each ``open``.
+    """
+
+    def __init__(self, clock: ManualClock, script: list[str]) -> None:
+        self.clock = clock
+        self.script = script
+        self.attempt = 0
+        self.opened_at: list[float] = []
+        self._failing = anyio.Event()
+
+    async def open(self) -> None:
+        self.attempt += 1
+        self.opened_at.append(self.clock.now())
+
+    async def run(self, output: ReceiverOutput[str]) -> None:
+        step = self.script[min(self.attempt, len(self.script)) - 1]
+        if step.startswith("store"):
+            await output.put_many([f"run-{self.attempt}"])
+        if step.startswith("hold"):
+            self._failing = anyio.Event()
+            await self._failing.wait()
+        if step.endswith("fail"):
+            raise Boom(f"attempt {self.attempt}")
+        await anyio.sleep_forever()
+
+    def fail(self) -> None:
+        self._failing.set()
+
+
 def context(clock: ManualClock, **kwargs: Any) -> StreamingContext:
-    kwargs.setdefault("receiver_restart_backoff", 0)
     return StreamingContext(batch_interval=1.0, clock=clock, **kwargs)
 
 
-# -- supervision -------------------------------------------------------------------------
+# -- supervision: restarts, their budget and their backoff, on the context's clock --------
 
 
-async def test_failing_receiver_is_restarted_then_its_error_stops_the_context():
+async def test_failing_receiver_is_restarted_after_a_backoff_then_its_error_stops_the_context():
     clock = ManualClock()
-    receiver = ScriptedReceiver(fail_run={1, 2, 3})
+    receiver = Attempts(clock, ["fail"])
     listener = ReceiverEvents()
     with pytest.raises(ReceiverError) as info, anyio.fail_after(HANG_GUARD):
         async with context(clock, max_receiver_restarts=2) as ssc:
             ssc.add_listener(listener)
             ssc.receiver_stream(receiver, name="flaky").foreach_batch(ListSink())
             ssc.start()
-            await anyio.sleep_forever()
-    assert receiver.log == [
-        "open 1",
-        "run 1",
-        "aclose 1",
-        "open 2",
-        "run 2",
-        "aclose 2",
-        "open 3",
-        "run 3",
-        "aclose 3",
-    ]
+            await clock.advance(10.0)
+    # the default backoff, 0.1 s doubling, measured on the manual clock
+    assert receiver.opened_at == [0.0, 0.1, pytest.approx(0.3)]
     assert info.value.attempts == 3
     assert info.value.receiver == "flaky"
-    assert info.value.__cause__ is receiver.errors[-1]
+    assert str(info.value.__cause__) == "attempt 3"
+    message = str(info.value)
+    assert "3 failures in a row, more than max_receiver_restarts=2" in message
+    assert "raise max_receiver_restarts or set it to None" in message
     assert listener.summary() == [
         ("started", 1),
         ("error", 1),
@@ -142,22 +176,105 @@ async def test_failing_receiver_is_restarted_then_its_error_stops_the_context():
         ("error", 3),
         ("stopped", 3),
     ]
-    errors = [error for event, _, _, error in listener.events if event == "error"]
-    assert errors == receiver.errors
     assert {stream for _, stream, _, _ in listener.events} == {"flaky"}
 
 
 @pytest.mark.parametrize("restarts", [0, 1, 4])
 async def test_number_of_restarts_is_max_receiver_restarts(restarts):
     clock = ManualClock()
-    receiver = ScriptedReceiver(fail_run=set(range(1, 10)))
+    receiver = Attempts(clock, ["fail"])
     with pytest.raises(ReceiverError) as info, anyio.fail_after(HANG_GUARD):
         async with context(clock, max_receiver_restarts=restarts) as ssc:
             ssc.receiver_stream(receiver).foreach_batch(ListSink())
             ssc.start()
-            await anyio.sleep_forever()
+            await clock.advance(100.0)
     assert receiver.attempt == restarts + 1
     assert info.value.attempts == restarts + 1
+
+
+async def test_a_receiver_that_stores_before_each_failure_never_exhausts_a_budget_of_one():
+    clock = ManualClock()
+    receiver = Attempts(clock, ["store, fail"] * 20 + ["store"])
+    listener = ReceiverEvents()
+    sink = ListSink()
+    async with context(clock, max_receiver_restarts=1) as ssc:
+        ssc.add_listener(listener)
+        ssc.receiver_stream(receiver).foreach_batch(sink)
+        ssc.start()
+        await clock.advance(3.0)
+        assert receiver.attempt == 21
+    # each failure follows a recovery: the backoff starts over at 0.1 s every time
+    gaps = [later - earlier for earlier, later in itertools.pairwise(receiver.opened_at)]
+    assert gaps == [pytest.approx(0.1)] * 20
+    assert sink.records == [f"run-{attempt}" for attempt in range(1, 22)]
+    assert [event for event, _ in listener.summary()].count("error") == 20
+
+
+async def test_failures_in_a_row_without_storing_exhaust_the_budget_even_after_a_recovery():
+    clock = ManualClock()
+    receiver = Attempts(clock, ["store, fail", "fail", "store, fail", "fail", "fail"])
+    with pytest.raises(ReceiverError) as info, anyio.fail_after(HANG_GUARD):
+        async with context(clock, max_receiver_restarts=2) as ssc:
+            ssc.receiver_stream(receiver).foreach_batch(ListSink())
+            ssc.start()
+            await clock.advance(10.0)
+    # backoffs: 0.1 (after a recovery), 0.2, then 0.1 again after the next recovery, 0.2
+    assert receiver.opened_at == pytest.approx([0.0, 0.1, 0.3, 0.4, 0.6])
+    assert info.value.attempts == 5
+    assert "3 failures in a row" in str(info.value)
+
+
+async def test_max_receiver_restarts_none_restarts_forever_and_reports_every_failure():
+    clock = ManualClock()
+    receiver = Attempts(clock, ["fail"] * 50 + ["store"])
+    listener = ReceiverEvents()
+    sink = ListSink()
+    async with StreamingContext(
+        batch_interval=100.0, clock=clock, max_receiver_restarts=None
+    ) as ssc:
+        ssc.add_listener(listener)
+        ssc.receiver_stream(receiver).foreach_batch(sink)
+        ssc.start()
+        await clock.advance(1400.0)
+        assert ssc.state is ContextState.ACTIVE
+    assert receiver.attempt == 51
+    # 0.1 s doubling to 25.6 s (nine waits), then 41 waits at the 30 s cap
+    assert receiver.opened_at[-1] == pytest.approx(51.1 + 41 * MAX_RESTART_BACKOFF)
+    errors = [attempt for event, attempt in listener.summary() if event == "error"]
+    assert errors == list(range(1, 51))
+    assert sink.records == ["run-51"]
+
+
+async def test_the_backoff_doubles_up_to_its_cap_and_starts_over_after_a_recovery():
+    clock = ManualClock()
+    receiver = Attempts(clock, ["fail"] * 7 + ["store, fail", "fail", "store"])
+    async with context(clock, max_receiver_restarts=None, receiver_restart_backoff=1.0) as ssc:
+        ssc.receiver_stream(receiver).foreach_batch(ListSink())
+        ssc.start()
+        await clock.advance(100.0)
+    assert MAX_RESTART_BACKOFF == 30.0
+    # waits 1, 2, 4, 8, 16, 30, 30; attempt 8 stored a record: 1, then 2
+    assert receiver.opened_at == [0.0, 1.0, 3.0, 7.0, 15.0, 31.0, 61.0, 91.0, 92.0, 94.0]
+
+
+async def test_an_attempt_up_for_longer_than_the_backoff_cap_starts_the_count_over():
+    clock = ManualClock()
+    receiver = Attempts(clock, ["fail", "hold, fail", "hold, fail"])
+    with pytest.raises(ReceiverError) as info, anyio.fail_after(HANG_GUARD):
+        async with context(clock, max_receiver_restarts=1) as ssc:
+            ssc.receiver_stream(receiver).foreach_batch(ListSink())
+            ssc.start()
+            await clock.advance(0.1)
+            assert receiver.opened_at == [0.0, 0.1]
+            await clock.advance(MAX_RESTART_BACKOFF + 1)
+            receiver.fail()  # up for 31 s: a recovery, so the next wait is 0.1 s again
+            await clock.advance(0.1)
+            assert receiver.opened_at == [0.0, 0.1, pytest.approx(31.2)]
+            await clock.advance(MAX_RESTART_BACKOFF - 1)
+            receiver.fail()  # up for 29 s only: the second failure in a row
+            await clock.advance(1.0)
+    assert info.value.attempts == 3
+    assert "2 failures in a row, more than max_receiver_restarts=1" in str(info.value)
 
 
 async def test_receiver_that_recovers_keeps_running_and_delivers_every_attempt():
@@ -169,11 +286,9 @@ async def test_receiver_that_recovers_keeps_running_and_delivers_every_attempt()
         ssc.add_listener(listener)
         ssc.receiver_stream(receiver).foreach_batch(sink)
         ssc.start()
-        with anyio.fail_after(HANG_GUARD):
-            await receiver.stored[3].wait()
-        await clock.advance(1.0)
+        await clock.advance(1.0)  # restarts at 0.1 and 0.2, then the batch at 1.0
         assert receiver.log[-1] == "run 3"
-        assert sink.records == ["run-1", "run-2", "run-3"]
+        assert sink.batches == [(1.0, ["run-1", "run-2", "run-3"])]
     assert receiver.log[-1] == "aclose 3"
     assert listener.summary() == [
         ("started", 1),
@@ -185,7 +300,7 @@ async def test_receiver_that_recovers_keeps_running_and_delivers_every_attempt()
     ]
 
 
-async def test_failing_open_is_retried_and_aclose_runs_each_time():
+async def test_failing_open_is_retried_on_the_clock_and_aclose_runs_each_time():
     clock = ManualClock()
     receiver = ScriptedReceiver(fail_open={1, 2, 3})
     listener = ReceiverEvents()
@@ -193,8 +308,10 @@ async def test_failing_open_is_retried_and_aclose_runs_each_time():
         async with context(clock, max_receiver_restarts=2) as ssc:
             ssc.add_listener(listener)
             ssc.receiver_stream(receiver).foreach_batch(ListSink())
-            await ssc.start()
-            await anyio.sleep_forever()
+            ssc.start()
+            # the context is starting (waiting for its receiver to open), and the
+            # clock still moves for the receiver's backoff
+            await clock.advance(10.0)
     assert receiver.log == [
         "open 1",
         "aclose 1",
@@ -206,6 +323,29 @@ async def test_failing_open_is_retried_and_aclose_runs_each_time():
     assert info.value.__cause__ is receiver.errors[-1]
     # never connected: no "started"
     assert listener.summary() == [("error", 1), ("error", 2), ("error", 3), ("stopped", 3)]
+
+
+async def test_a_receiver_whose_first_opens_fail_is_waited_for_by_the_first_batch():
+    clock = ManualClock()
+    receiver = Attempts(clock, ["store"])
+    opens = 0
+    original_open = receiver.open
+
+    async def open_on_the_third_try() -> None:
+        nonlocal opens
+        await original_open()
+        opens += 1
+        if opens < 3:
+            raise ConnectionRefusedError("the server is not up yet")
+
+    receiver.open = open_on_the_third_try  # type: ignore[method-assign]
+    sink = ListSink()
+    async with context(clock) as ssc:
+        ssc.receiver_stream(receiver).foreach_batch(sink)
+        ssc.start()
+        await clock.advance(2.0)
+        assert receiver.opened_at == [0.0, 0.1, pytest.approx(0.3)]
+        assert sink.batches == [(1.0, ["run-3"]), (2.0, [])]
 
 
 async def test_not_restartable_receiver_stops_the_context_at_its_first_error():
@@ -221,6 +361,7 @@ async def test_not_restartable_receiver_stops_the_context_at_its_first_error():
             ssc.start()
             await anyio.sleep_forever()
     assert info.value.attempts == 1
+    assert "OneShot cannot be restarted" in str(info.value)
     assert receiver.log == ["open 1", "run 1", "aclose 1"]
 
 
@@ -239,17 +380,27 @@ async def test_a_connector_error_is_retried_only_when_retriable(retriable):
     try:
         async with context(clock, max_receiver_restarts=5) as ssc:
             ssc.receiver_stream(receiver).foreach_batch(sink)
+            ssc.start()
             with anyio.fail_after(HANG_GUARD):
-                await ssc.start()
-                await receiver.stored[2].wait()
-            await clock.advance(1.0)
+                await clock.advance(1.0)
     except ReceiverError as error:
         assert not retriable
         assert error.attempts == 1 and "refused the credentials" in str(error)
+        assert "not retriable" in str(error)
         assert receiver.log == ["open 1", "aclose 1"]
     else:
         assert retriable
         assert sink.batches == [(1.0, ["run-2"])]
+
+
+async def test_max_receiver_restarts_accepts_none_and_says_so_when_invalid():
+    StreamingContext(batch_interval=1.0, max_receiver_restarts=None)
+    with pytest.raises(ConfigurationError, match=r"whole number >= 0, not -1 \(or None"):
+        StreamingContext(batch_interval=1.0, max_receiver_restarts=-1)
+    with pytest.raises(ConfigurationError, match="give it a receiver_restart_backoff > 0"):
+        StreamingContext(
+            batch_interval=1.0, max_receiver_restarts=None, receiver_restart_backoff=0
+        )
 
 
 # -- lifecycle -----------------------------------------------------------------------------
