@@ -578,6 +578,150 @@ async def test_receiver_is_usable_as_an_async_context_manager():
     assert receiver.log == ["open 1", "aclose 1"]
 
 
+# -- the order of a receiver's calls, and cleanup deadlines on the context's clock -------
+
+
+class EndingReceiver(Receiver[str]):
+    """Stores its chunks with their positions, then returns: its source has ended.
+
+    Logs its calls in ``log``, which the test's outputs write to as well.
+    """
+
+    def __init__(self, chunks: list[tuple[list[str], Any]], log: list[str]) -> None:
+        self.chunks = chunks
+        self.log = log
+
+    async def open(self) -> None:
+        self.log.append("open")
+
+    async def run(self, output: ReceiverOutput[str]) -> None:
+        for records, position in self.chunks:
+            await output.put_many(records, position=position)
+        self.log.append("run ends")
+
+    async def commit(self, position: Any) -> None:
+        self.log.append(f"commit {position}")
+
+    async def aclose(self) -> None:
+        self.log.append("aclose")
+
+
+@pytest.mark.parametrize("max_rate", [None, 2])
+async def test_a_source_that_ends_is_closed_after_the_commit_of_its_last_batch(max_rate):
+    clock = ManualClock()
+    log: list[str] = []
+    receiver = EndingReceiver([(["a", "b"], "p2"), (["c", "d", "e"], "p5")], log)
+    listener = ReceiverEvents()
+    async with context(clock) as ssc:
+        ssc.add_listener(listener)
+        stream = ssc.receiver_stream(receiver, max_rate=max_rate)
+        stream.foreach_batch(lambda time, records: log.append(f"output {time} {records}"))
+        await ssc.start()
+        await clock.advance(4.0)
+        assert listener.summary() == [("started", 1), ("stopped", 1)]
+    if max_rate is None:
+        assert log == [
+            "open",
+            "run ends",
+            "output 1.0 ['a', 'b', 'c', 'd', 'e']",
+            "commit p5",
+            "aclose",
+            "output 2.0 []",
+            "output 3.0 []",
+            "output 4.0 []",
+        ]
+    else:  # the last chunk is cut over two batches: its position comes with its end
+        assert log == [
+            "open",
+            "run ends",
+            "output 1.0 ['a', 'b']",
+            "commit p2",
+            "output 2.0 ['c', 'd']",
+            "output 3.0 ['e']",
+            "commit p5",
+            "aclose",
+            "output 4.0 []",
+        ]
+
+
+async def test_a_source_that_ended_and_stored_no_position_is_closed_at_once():
+    clock = ManualClock()
+    log: list[str] = []
+    async with context(clock) as ssc:
+        receiver = EndingReceiver([(["a"], None)], log)
+        ssc.receiver_stream(receiver).foreach_batch(lambda t, r: log.append(f"output {t}"))
+        await ssc.start()
+        await clock.advance(1.0)
+    assert log == ["open", "run ends", "aclose", "output 1.0"]
+
+
+@pytest.mark.parametrize("graceful", [True, False])
+async def test_a_source_that_ended_is_closed_by_a_stop_before_its_last_commit(graceful):
+    clock = ManualClock()
+    log: list[str] = []
+    async with context(clock) as ssc:
+        receiver = EndingReceiver([(["a"], "p1")], log)
+        ssc.receiver_stream(receiver).foreach_batch(lambda t, r: log.append(f"output {t}"))
+        await ssc.start()
+        assert log == ["open", "run ends"]  # waiting for its commit
+        await ssc.stop(graceful=graceful)
+    if graceful:  # the final batch is output and committed first
+        assert log == ["open", "run ends", "output 1.0", "commit p1", "aclose"]
+    else:
+        assert log == ["open", "run ends", "aclose"]
+
+
+async def test_a_stuck_aclose_is_abandoned_after_ten_seconds_on_the_context_clock(caplog):
+    clock = ManualClock()
+    closing = anyio.Event()
+
+    class StuckClose(Receiver[int]):
+        async def run(self, output: ReceiverOutput[int]) -> None:
+            await anyio.sleep_forever()
+
+        async def aclose(self) -> None:
+            closing.set()
+            await anyio.sleep_forever()
+
+    listener = ReceiverEvents()
+    with anyio.fail_after(HANG_GUARD):
+        async with context(clock) as ssc:
+            ssc.add_listener(listener)
+            ssc.receiver_stream(StuckClose(), name="stuck").foreach_batch(ListSink())
+            await ssc.start()
+            ssc.stop(graceful=False)
+            await closing.wait()
+            await clock.advance(9.9)
+            assert listener.summary() == [("started", 1)]
+            await clock.advance(0.1)
+    assert listener.summary() == [("started", 1), ("stopped", 1)]
+    assert "aclose() of 'stuck' took over 10.0s and was abandoned" in caplog.text
+
+
+@pytest.mark.parametrize("ending", ["source ends", "hard stop"])
+async def test_a_stuck_stopped_listener_cannot_hold_the_stop_for_ever(ending, caplog):
+    clock = ManualClock()
+    notified = anyio.Event()
+
+    class StuckListener(StreamingListener):
+        async def on_receiver_stopped(self, info: ReceiverInfo) -> None:
+            notified.set()
+            await anyio.sleep_forever()
+
+    receiver = ScriptedReceiver(forever=ending == "hard stop")
+    with anyio.fail_after(HANG_GUARD):
+        async with context(clock) as ssc:
+            ssc.add_listener(StuckListener())
+            ssc.receiver_stream(receiver, name="flaky").foreach_batch(ListSink())
+            await ssc.start()
+            if ending == "hard stop":
+                ssc.stop(graceful=False)
+            await notified.wait()
+            await clock.advance(10.0)
+    assert receiver.log == ["open 1", "run 1", "aclose 1"]
+    assert "on_receiver_stopped listeners of 'flaky' took over 10.0s" in caplog.text
+
+
 # -- from_async_iterable --------------------------------------------------------------------
 
 
