@@ -240,8 +240,10 @@ class ManualClock:
       the receiver's coroutine hands its task; it reads no private attribute of
       asyncio or uvloop.
     - Other tasks (a test's own, or tasks a receiver starts itself) are not waited
-      for: they run only in the loop turns the receivers take. Synchronise with
-      them explicitly (an event, ``DStream.wait_for_buffer``).
+      for. A sleeper is woken after every task that can run at that moment, so
+      each of those takes one step before the batch is cut (a receiver's helper
+      that stores what it was handed does so in time), but no more. Synchronise
+      with them explicitly (an event, ``DStream.wait_for_buffer``).
     - A receiver that never waits is given at most 10,000 loop turns per
       deadline. ``advance`` takes loop turns, never real time.
     """

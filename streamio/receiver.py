@@ -241,12 +241,13 @@ async def supervise(
     """Run a receiver until its source ends, restarting it when it fails.
 
     ``task_status.started()`` is called once the receiver has opened for the
-    first time. A failure is followed by a restart after a backoff on ``clock``
-    (``backoff`` seconds, doubling up to :data:`MAX_RESTART_BACKOFF`); an attempt
-    that stored anything, or stayed up longer than that cap, resets the count of
-    failures and the backoff. Raises ReceiverError (with the last failure
-    chained) after more than ``max_restarts`` failures in a row (never when it
-    is None), or at once when a restart cannot help.
+    first time, or when a graceful stop ends it before that. A failure is
+    followed by a restart after a backoff on ``clock`` (``backoff`` seconds,
+    doubling up to :data:`MAX_RESTART_BACKOFF`); an attempt that stored
+    anything, or stayed up longer than that cap, resets the count of failures
+    and the backoff. Raises ReceiverError (with the last failure chained) after
+    more than ``max_restarts`` failures in a row (never when it is None), or at
+    once when a restart cannot help.
 
     When ``run`` returns, ``aclose`` waits until ``wait_committed`` returns for
     the last position stored; when ``stop`` stops the receivers, until ``stop``
@@ -254,56 +255,23 @@ async def supervise(
     "stopped" notification each have :data:`_CLEANUP_TIMEOUT` seconds of
     ``clock``, even when the task is cancelled.
     """
-    attempt = 0
+    supervision = _Supervision(receiver, output, stream, clock, notify, stop, task_status)
     failures = 0  # in a row, since the last attempt that made progress
     delay = backoff
-    started = False
     try:
         while True:
-            attempt += 1
-            output.attempt = attempt
-            output._stored = False
-            up_since: float | None = None
-            up_for = 0.0
+            supervision.attempt += 1
             try:
-                try:
-                    with stop.receiving() as receiving:
-                        await receiver.open()
-                        up_since = clock.now()
-                        if not started:
-                            started = True
-                            task_status.started()
-                        await notify("started", ReceiverInfo(stream, attempt))
-                        await receiver.run(output)
-                        # The source ended by itself: close once what it stored is
-                        # committed (a graceful stop meanwhile cancels this wait).
-                        if output._last_position is not None:
-                            await wait_committed(output._last_position)
-                    if receiving.cancel_called:  # stopped by a graceful stop
-                        await stop.wait_close_allowed()
-                finally:
-                    if up_since is not None:
-                        up_for = clock.now() - up_since
-                    await _cleanup(clock, receiver.aclose(), f"aclose() of {stream!r}")
+                await supervision.run_attempt(wait_committed)
             except Exception as exc:
-                if output._stored or up_for > MAX_RESTART_BACKOFF:
+                if output._stored or supervision.up_for > MAX_RESTART_BACKOFF:
                     failures, delay = 0, backoff  # it recovered before this failure
                 failures += 1
-                logger.warning(
-                    "receiver of %r failed (attempt %d, %d in a row): %r",
-                    stream,
-                    attempt,
-                    failures,
-                    exc,
-                )
-                await notify("error", ReceiverInfo(stream, attempt, error=exc))
-                reason = _no_restart(receiver, exc, failures, max_restarts)
-                if reason is not None:
-                    message = f"{type(exc).__name__}: {exc} ({reason})"
-                    raise ReceiverError(stream, attempt, message) from exc
+                await supervision.failed(exc, failures, max_restarts)
                 with stop.receiving() as backing_off:
                     await sleep(clock, delay)
                 if backing_off.cancel_called:
+                    supervision.started()
                     return
                 delay = min(delay * 2, MAX_RESTART_BACKOFF)
             else:
@@ -311,9 +279,77 @@ async def supervise(
     finally:
         await _cleanup(
             clock,
-            notify("stopped", ReceiverInfo(stream, attempt)),
+            notify("stopped", ReceiverInfo(stream, supervision.attempt)),
             f"the on_receiver_stopped listeners of {stream!r}",
         )
+
+
+class _Supervision(Generic[T]):
+    """One receiver's attempts, for :func:`supervise`."""
+
+    def __init__(
+        self,
+        receiver: Receiver[T],
+        output: ReceiverOutput[T],
+        stream: str,
+        clock: Clock,
+        notify: Notify,
+        stop: GracefulStop,
+        task_status: TaskStatus[None],
+    ) -> None:
+        self.receiver = receiver
+        self.output = output
+        self.stream = stream
+        self.clock = clock
+        self.notify = notify
+        self.stop = stop
+        self.attempt = 0
+        self.up_for = 0.0  # how long the last attempt was open
+        self._task_status: TaskStatus[None] | None = task_status
+
+    def started(self) -> None:
+        """Let the context go on (the first time only): the receiver opened or stopped."""
+        if self._task_status is not None:
+            self._task_status.started()
+            self._task_status = None
+
+    async def run_attempt(self, wait_committed: Callable[[Any], Awaitable[None]]) -> None:
+        """Open, run and close the receiver once; a failure is raised after ``aclose``."""
+        receiver, output, clock = self.receiver, self.output, self.clock
+        output.attempt = self.attempt
+        output._stored = False
+        up_since: float | None = None
+        self.up_for = 0.0
+        try:
+            with self.stop.receiving() as receiving:
+                await receiver.open()
+                up_since = clock.now()
+                self.started()
+                await self.notify("started", ReceiverInfo(self.stream, self.attempt))
+                await receiver.run(output)
+                # The source ended by itself: close once what it stored is
+                # committed (a graceful stop meanwhile cancels this wait).
+                if output._last_position is not None:
+                    await wait_committed(output._last_position)
+            if receiving.cancel_called:  # stopped by a graceful stop
+                self.started()  # (if it was still opening) the context goes on stopping
+                await self.stop.wait_close_allowed()
+        finally:
+            if up_since is not None:
+                self.up_for = clock.now() - up_since
+            await _cleanup(clock, receiver.aclose(), f"aclose() of {self.stream!r}")
+
+    async def failed(self, error: Exception, failures: int, max_restarts: int | None) -> None:
+        """Report a failure; raise ReceiverError if the receiver is not to be restarted."""
+        stream, attempt = self.stream, self.attempt
+        logger.warning(
+            "receiver of %r failed (attempt %d, %d in a row): %r", stream, attempt, failures, error
+        )
+        await self.notify("error", ReceiverInfo(stream, attempt, error=error))
+        reason = _no_restart(self.receiver, error, failures, max_restarts)
+        if reason is not None:
+            message = f"{type(error).__name__}: {error} ({reason})"
+            raise ReceiverError(stream, attempt, message) from error
 
 
 async def _cleanup(clock: Clock, step: Awaitable[None], what: str) -> None:

@@ -94,6 +94,10 @@ class Runtime:
         self.graceful = self.graceful and graceful
         if graceful:
             self.scheduler.request_stop()
+            if not self.started.is_set():
+                # Receivers still opening (or backing off before their first open)
+                # would hold the start, and so the stop, for as long as they fail.
+                self._graceful_stop.stop_receiving()
         else:
             self._scope.cancel()
 

@@ -59,6 +59,26 @@ async def test_a_receiver_yielding_inside_an_async_generator_runs_before_the_tic
     assert sink.batches[0] == (1.0, list(range(200)))
 
 
+async def test_records_of_a_source_that_wakes_between_ticks_are_in_the_next_batch():
+    gate, never = anyio.Event(), anyio.Event()
+
+    async def items():
+        await gate.wait()
+        for item in range(10):
+            yield item
+        await never.wait()  # the iterator blocks: its receiver's helper stores the items
+
+    clock = ManualClock()
+    sink = ListSink()
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.from_async_iterable(items()).foreach_batch(sink)
+        await ssc.start()
+        await clock.advance(0.5)
+        gate.set()
+        await clock.advance(0.5)
+        assert sink.batches == [(1.0, list(range(10)))]
+
+
 async def test_a_receiver_that_never_waits_does_not_hold_advance_up():
     class Spinner(Receiver[int]):
         async def run(self, output: ReceiverOutput[int]) -> None:

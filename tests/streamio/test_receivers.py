@@ -393,6 +393,38 @@ async def test_a_connector_error_is_retried_only_when_retriable(retriable):
         assert sink.batches == [(1.0, ["run-2"])]
 
 
+@pytest.mark.parametrize("during", ["backoff", "open"])
+async def test_a_graceful_stop_ends_a_receiver_that_has_not_opened_yet(during):
+    clock = ManualClock()
+    log: list[str] = []
+    connecting = anyio.Event()
+
+    class ServerDown(Receiver[int]):
+        async def open(self) -> None:
+            log.append("open")
+            if during == "backoff":
+                raise ConnectionRefusedError("the server is not up yet")
+            connecting.set()
+            await anyio.sleep_forever()  # a connection that hangs
+
+        async def run(self, output: ReceiverOutput[int]) -> None:
+            log.append("run")
+
+        async def aclose(self) -> None:
+            log.append("aclose")
+
+    with anyio.fail_after(HANG_GUARD):
+        async with context(clock, max_receiver_restarts=None) as ssc:
+            ssc.receiver_stream(ServerDown()).foreach_batch(ListSink())
+            ssc.start()
+            if during == "backoff":
+                await clock.advance(5.0)  # opens at 0, 0.1, 0.3, 0.7, 1.5, 3.1
+            else:
+                await connecting.wait()
+        # leaving the block stops gracefully: it ends, though the receiver never opened
+    assert log == ["open", "aclose"] * (6 if during == "backoff" else 1)
+
+
 async def test_max_receiver_restarts_accepts_none_and_says_so_when_invalid():
     StreamingContext(batch_interval=1.0, max_receiver_restarts=None)
     with pytest.raises(ConfigurationError, match=r"whole number >= 0, not -1 \(or None"):
