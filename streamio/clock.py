@@ -182,7 +182,7 @@ class _Watched(Generic[T]):
                     else:
                         handed, error = coroutine.throw(error), None
                 except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
+                    return stop.value
                 self._waiting_for = handed
                 if clock._settled is not None:
                     clock._changed()  # it may now sleep on the clock that advance() waits on
