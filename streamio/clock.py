@@ -93,18 +93,20 @@ class _ManualTimer:
         self._clock = clock
         self.deadline: float | None = None
         self.closed = False
-        self.slept = False  # sleep_until() was called at least once
         self._interrupted = False
         self._waiter: asyncio.Future[None] | None = None
 
     @property
     def awake(self) -> bool:
-        return self.deadline is None and not self.closed
+        """Not asleep: no deadline, or its wait already ended (woken or cancelled),
+        so its sleeper is about to run."""
+        if self.closed:
+            return False
+        return self.deadline is None or (self._waiter is not None and self._waiter.done())
 
     async def sleep_until(self, deadline: float) -> None:
         if self.closed:
             raise RuntimeError("sleep_until() on a closed timer")
-        self.slept = True
         if self._interrupted or deadline <= self._clock.now() + _GRID_TOLERANCE:
             await anyio.lowlevel.checkpoint()
             return
@@ -132,8 +134,8 @@ class _ManualTimer:
         self._clock._changed()
 
 
-# How many loop turns advance() gives the receivers before a deadline at most: bounds
-# the wait when a receiver never waits (it yields with sleep(0) forever).
+# How many loop turns advance() gives the watched tasks before a deadline at most:
+# bounds the wait when one never waits (it yields with sleep(0) forever).
 _MAX_TURNS_BEFORE_TICK = 10_000
 
 
@@ -163,14 +165,11 @@ class _Watched(Generic[T]):
         waiting = self._waiting_for
         return not asyncio.isfuture(waiting) or waiting.done()
 
-    def waiting_for(self, futures: list[asyncio.Future[None]]) -> bool:
-        """Whether the task waits for one of ``futures``."""
-        return any(self._waiting_for is future for future in futures)
-
     def __await__(self) -> Generator[Any, Any, T]:
         clock = self._clock
         watched = clock._watched
         watched.add(self)
+        clock._registered += 1
         coroutine = self._coroutine
         sent: Any = None
         error: BaseException | None = None
@@ -184,8 +183,6 @@ class _Watched(Generic[T]):
                 except StopIteration as stop:
                     return stop.value
                 self._waiting_for = handed
-                if clock._settled is not None:
-                    clock._changed()  # it may now sleep on the clock that advance() waits on
                 try:
                     sent = yield handed
                 except GeneratorExit:
@@ -201,9 +198,9 @@ class _Watched(Generic[T]):
 def watched(clock: Clock, coroutine: Coroutine[Any, Any, T]) -> Awaitable[T]:
     """``coroutine`` as an awaitable that ``clock`` can watch, if it is a manual clock.
 
-    The runtime runs each receiver's task through this, so that
-    :meth:`ManualClock.advance` can let every receiver that can run do so before
-    each deadline. On any other clock it is ``coroutine`` itself.
+    The runtime runs each of its tasks (the scheduler's, each receiver's) through
+    this, so that :meth:`ManualClock.advance` can let every one that can run do
+    so before each deadline. On any other clock it is ``coroutine`` itself.
     """
     if isinstance(clock, ManualClock):
         return _Watched(clock, coroutine)
@@ -228,24 +225,26 @@ class ManualClock:
       woken at its deadline, in the order of deadlines, and the clock waits until
       it sleeps again or finishes before it moves on. So when ``advance`` returns,
       every batch due by the new time has been processed.
-    - Before each deadline, and before it returns, ``advance`` lets the receivers
-      of every context on this clock run until each one waits for something that
-      has not happened yet. A receiver
-      that yielded without waiting (``asyncio.sleep(0)``, an anyio checkpoint) or
-      whose awaited future is done is given more loop turns; one that awaits a
-      pending future (its source, space in a full buffer, its backoff) is
-      waiting. So a batch holds everything the receivers could store before its
-      time without waiting on the outside world. The clock knows each receiver's
-      state because the runtime runs it through :func:`watched`, which sees what
-      the receiver's coroutine hands its task; it reads no private attribute of
-      asyncio or uvloop.
+    - Before each deadline, and before it returns, ``advance`` lets the tasks of
+      every context on this clock (its scheduler and its receivers, including
+      those still opening) run until each one waits for something that has not
+      happened yet. A task that yielded without waiting (``asyncio.sleep(0)``, an
+      anyio checkpoint) or whose awaited future is done is given more loop turns;
+      one that awaits a pending future (its source, space in a full buffer, its
+      backoff, a task it started) is waiting, and once all wait, one more turn
+      lets the tasks they have just started take their first step. So a batch
+      holds everything the receivers could store before its time without waiting
+      on the outside world. The clock knows each task's state because the runtime
+      runs it through :func:`watched`, which sees what the task's coroutine hands
+      the task; it reads no private attribute of asyncio or uvloop.
     - Other tasks (a test's own, or tasks a receiver starts itself) are not waited
       for. A sleeper is woken after every task that can run at that moment, so
-      each of those takes one step before the batch is cut (a receiver's helper
-      that stores what it was handed does so in time), but no more. Synchronise
-      with them explicitly (an event, ``DStream.wait_for_buffer``).
-    - A receiver that never waits is given at most 10,000 loop turns per
-      deadline. ``advance`` takes loop turns, never real time.
+      each of those takes at least one step before the batch is cut (a
+      receiver's helper that stores what it was handed does so in time), but
+      maybe no more. Synchronise with them explicitly (an event,
+      ``DStream.wait_for_buffer``).
+    - Tasks that never wait are given at most 10,000 loop turns per deadline.
+      ``advance`` takes loop turns, never real time.
     """
 
     def __init__(self, start: float = 0.0) -> None:
@@ -253,6 +252,7 @@ class ManualClock:
         self._timers: list[_ManualTimer] = []
         self._settled: asyncio.Future[None] | None = None
         self._watched: set[_Watched[Any]] = set()
+        self._registered = 0  # how many watched coroutines have started, ever
 
     def now(self) -> float:
         return self._now
@@ -271,39 +271,16 @@ class ManualClock:
             settled.set_result(None)
 
     def _busy(self) -> bool:
-        """Whether time must wait because a sleeper is awake (it may yet sleep with
-        an earlier deadline than those known).
-
-        A sleeper that has not slept yet (a context waiting for its receivers to
-        open) does not hold time back while a receiver sleeps on this clock (a
-        restart backoff before its first open): the context waits for that
-        receiver, and the receiver waits for time to move.
-        """
-        awake = [t for t in self._timers if t.awake]
-        if not awake:
-            return False
-        return any(t.slept for t in awake) or not self._a_receiver_sleeps()
-
-    def _a_receiver_sleeps(self) -> bool:
-        waiters = [t._waiter for t in self._timers if t._waiter is not None]
-        return any(w.waiting_for(waiters) for w in self._watched)
+        return any(t.awake for t in self._timers)
 
     async def _settle(self) -> None:
-        """Wait until every sleeper is asleep again or closed (see :meth:`_busy`)."""
-        turned = False
-        while True:
-            while self._busy():
-                self._settled = asyncio.get_running_loop().create_future()
-                try:
-                    await self._settled
-                finally:
-                    self._settled = None
-            if turned or not any(t.awake for t in self._timers):
-                return
-            # Only sleepers that have not slept yet are awake: give one just
-            # created (a timeout's) the turn it needs to fall asleep.
-            turned = True
-            await asyncio.sleep(0)
+        """Wait until every sleeper is asleep again or closed."""
+        while self._busy():
+            self._settled = asyncio.get_running_loop().create_future()
+            try:
+                await self._settled
+            finally:
+                self._settled = None
 
     def elapse(self, seconds: float) -> None:
         """Move time forward by ``seconds`` without waking anything.
@@ -334,11 +311,16 @@ class ManualClock:
             raise ValueError(f"advance() takes a finite duration >= 0, not {seconds!r}")
         target = self._now + seconds
         turns = 0
+        seen: int | None = None  # watched coroutines started, at the last turn given
         while True:
             await self._settle()
-            if turns < _MAX_TURNS_BEFORE_TICK and any(w.ready() for w in self._watched):
-                # Let the receivers run, then look again: one may start a sleep
-                # meanwhile (a restart backoff), due before the next deadline.
+            if turns < _MAX_TURNS_BEFORE_TICK and (
+                seen != self._registered or any(w.ready() for w in self._watched)
+            ):
+                # Let the tasks run, then look again: one may start a sleep
+                # meanwhile (a restart backoff) due before the next deadline. One
+                # more turn once all wait: a task they started runs its first step.
+                seen = self._registered
                 turns += 1
                 await asyncio.sleep(0)
                 continue
@@ -346,7 +328,7 @@ class ManualClock:
             due = [d for d in due if d <= target + _GRID_TOLERANCE]
             if not due:
                 break
-            turns = 0
+            turns, seen = 0, None
             self._now = max(self._now, min(due))
             for t in self._timers:
                 if t.deadline is not None and t.deadline <= self._now + _GRID_TOLERANCE:

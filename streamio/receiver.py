@@ -93,6 +93,9 @@ class ReceiverOutput(Generic[T]):
             anyio.WouldBlock: the chunk does not fit whole; nothing was stored.
         """
         self._buffer.put_many_nowait(records, position)
+        self._stored = True
+        if position is not None:
+            self._last_position = position
 
     async def put(self, record: T, position: Any = None) -> None:
         """Store one record. Prefer :meth:`put_many` when records come in chunks."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import anyio
@@ -87,7 +87,7 @@ class Runtime:
             self.graph.executors["process"] = pool_for(setting, self._max_workers)
         self.graph.default_executor = "inline" if default_inline else "process"
         timer = self.clock.timer()
-        task_group.start_soon(self._run, task_group, timer)
+        task_group.start_soon(self._watched, self._run, task_group, timer)
 
     def request_stop(self, graceful: bool) -> None:
         """Graceful: stop after draining the buffers. Otherwise cancel now."""
@@ -145,7 +145,7 @@ class Runtime:
                     try:
                         await self.scheduler.run(
                             timer,
-                            lambda: runtime.start(self._run_receivers),
+                            lambda: runtime.start(self._watched, self._run_receivers),
                             lambda: self.graceful,
                             self._stop_receivers,
                             self._close_receivers,
@@ -176,13 +176,21 @@ class Runtime:
             for executor in self.graph.executors.values():
                 await executor.aclose()
 
+    async def _watched(
+        self, func: Callable[..., Coroutine[Any, Any, None]], *args: Any, **kwargs: Any
+    ) -> None:
+        """Run ``func(*args, **kwargs)`` as a task of the job that the clock watches:
+        a manual clock lets the scheduler and the receivers run until they wait
+        before it moves on (see :func:`streamio.clock.watched`)."""
+        await watched(self.clock, func(*args, **kwargs))
+
     async def _run_receivers(self, *, task_status: TaskStatus[None]) -> None:
         """Start every receiver (waiting until each has opened), then supervise them."""
         try:
             async with anyio.create_task_group() as receivers:
                 for node in self.graph.nodes:
                     if isinstance(node, ReceiverInputNode):
-                        await receivers.start(self._supervise, node)
+                        await receivers.start(self._watched, self._supervise, node)
                 self._opened = True
                 self.started.set()
                 task_status.started()
@@ -195,8 +203,7 @@ class Runtime:
         async def on_event(event: str, info: ReceiverInfo) -> None:
             await notify(listeners, f"on_receiver_{event}", info)
 
-        # watched: a manual clock lets receivers run until they wait before a tick
-        supervision = supervise(
+        await supervise(
             node.receiver,
             ReceiverOutput(node.buffer, stream=node.name, notify=on_event),
             stream=node.name,
@@ -208,7 +215,6 @@ class Runtime:
             wait_committed=node.wait_committed,
             task_status=task_status,
         )
-        await watched(self.clock, supervision)
 
     async def _stop_receivers(self) -> None:
         """Graceful stop, first step: no receiver receives any more."""

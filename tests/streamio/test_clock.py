@@ -95,25 +95,6 @@ async def test_a_receiver_that_never_waits_does_not_hold_advance_up():
             assert sink.times == [1.0, 2.0]
 
 
-async def test_advance_does_not_wait_for_tasks_other_than_receivers():
-    clock = ManualClock()
-    sink = ListSink()
-    queue: list[list[int]] = []
-
-    async def producer() -> None:
-        await anyio.lowlevel.checkpoint()
-        queue.append([1])
-
-    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
-        ssc.queue_stream(queue).foreach_batch(sink)
-        await ssc.start()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(producer)
-            await clock.advance(1.0)  # the producer has not run yet: it is not a receiver
-        await clock.advance(1.0)
-    assert sink.batches == [(1.0, []), (2.0, [1])]
-
-
 # -- the watcher ---------------------------------------------------------------------------
 
 
