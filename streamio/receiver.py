@@ -149,12 +149,25 @@ class Receiver(abc.ABC, Generic[T]):
 
     Receivers are async context managers too, for use outside a context.
 
+    With checkpointing on (``ssc.checkpoint(directory)``), positions are
+    committed only once a checkpoint covering them has been written, and a job
+    that resumes from a checkpoint calls :meth:`restore` before the first
+    :meth:`open`. Positions are then saved in the checkpoint, so they must be
+    picklable (plain data: dicts, tuples, numbers, strings).
+
     Attributes:
         restartable: False for a receiver that cannot resume after an error
             (its first error stops the context).
+        replayable: True for a receiver whose source gives its records again
+            from a position (Kafka offsets, files by name, sequence numbers):
+            with checkpointing on it resumes from the checkpoint's position.
+            A receiver that is not replayable loses what it had received but not
+            yet checkpointed when the process dies, unless the checkpoint has its
+            write-ahead log on.
     """
 
     restartable: bool = True
+    replayable: bool = False
 
     async def open(self) -> None:
         """Connect to the source. The first batch waits until every receiver opened."""
@@ -171,7 +184,20 @@ class Receiver(abc.ABC, Generic[T]):
         """Release what :meth:`open` acquired. Must be idempotent."""
 
     async def commit(self, position: Any) -> None:
-        """Every output of the batches up to ``position`` has finished: commit it."""
+        """Every output of the batches up to ``position`` has finished: commit it.
+
+        With checkpointing on, called only once a checkpoint covering
+        ``position`` has been written.
+        """
+
+    async def restore(self, position: Any) -> None:
+        """The job resumes from a checkpoint whose batches reached ``position`` (a
+        position this receiver stored): continue right after it.
+
+        Called once, before the first :meth:`open`. A replayable receiver seeks
+        there (the Kafka source reads from the checkpoint's offsets, not the
+        group's); this one does nothing.
+        """
 
     async def __aenter__(self) -> Receiver[T]:
         await self.open()
