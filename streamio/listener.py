@@ -12,7 +12,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BatchInfo", "ReceiverInfo", "StreamingListener"]
+__all__ = ["BatchInfo", "CheckpointInfo", "ReceiverInfo", "StreamingListener"]
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """A checkpoint that was written.
+
+    Attributes:
+        batch_time: the batch it covers (the job resumes after it).
+        duration: seconds it took (snapshot, write and fsync), in real time.
+        bytes_written: bytes of state, batches and positions it wrote: what
+            changed since the previous checkpoint.
+        keys_written: keys of keyed state it inserted, updated or deleted.
+    """
+
+    batch_time: float
+    duration: float
+    bytes_written: int
+    keys_written: int
 
 
 @dataclass
@@ -26,6 +44,7 @@ class BatchInfo:
             scheduler was still busy with an earlier batch).
         processing_start_time: when its first output job started (None before).
         processing_end_time: when its last output job finished (None before).
+        checkpoint: the checkpoint written after it, if one was.
     """
 
     batch_time: float
@@ -33,6 +52,7 @@ class BatchInfo:
     submission_time: float
     processing_start_time: float | None = None
     processing_end_time: float | None = None
+    checkpoint: CheckpointInfo | None = None
 
     @property
     def num_records(self) -> int:
@@ -99,6 +119,9 @@ class StreamingListener:
 
     def on_batch_completed(self, info: BatchInfo) -> Any:
         """Every output job of a batch has finished (and positions were committed)."""
+
+    def on_checkpoint_written(self, info: CheckpointInfo) -> Any:
+        """A checkpoint was written (and the positions it covers committed)."""
 
     def on_receiver_started(self, info: ReceiverInfo) -> Any:
         """A receiver connected (opened) and is receiving."""

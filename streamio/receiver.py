@@ -18,13 +18,14 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 import anyio
 from anyio.abc import TaskStatus
 
 from .buffer import BufferStatistics, ChunkBuffer
+from .chunk import LazyChunk
 from .clock import Clock
 from .errors import ConnectorError, ReceiverError
 from .listener import ReceiverInfo
@@ -47,6 +48,8 @@ _CLEANUP_TIMEOUT = 10.0
 
 
 Notify = Callable[[str, ReceiverInfo], Awaitable[None]]
+# Appends a chunk to the write-ahead log; its sequence number once it is on disk.
+ChunkLog = Callable[[Sequence[Any]], Awaitable[int]]
 
 
 class ReceiverOutput(Generic[T]):
@@ -58,10 +61,16 @@ class ReceiverOutput(Generic[T]):
     """
 
     def __init__(
-        self, buffer: ChunkBuffer[T], *, stream: str = "", notify: Notify | None = None
+        self,
+        buffer: ChunkBuffer[T],
+        *,
+        stream: str = "",
+        notify: Notify | None = None,
+        log: ChunkLog | None = None,
     ) -> None:
         self._buffer = buffer
         self._notify = notify
+        self._log = log  # the write-ahead log, when the stream's chunks go through it
         self.stream = stream
         self.attempt = 0
         self._stored = False  # whether the current attempt stored anything
@@ -77,7 +86,15 @@ class ReceiverOutput(Generic[T]):
             position: how far the source has been read once this chunk is stored
                 (an offset, a file name); given back to :meth:`Receiver.commit`
                 once a batch holding this chunk has been fully output.
+
+        With the checkpoint's write-ahead log on for this stream, the chunk is
+        appended to the log (and fsynced) first, and counts as received only
+        then; its position is its place in the log.
         """
+        if self._log is not None:
+            if not isinstance(records, (list, LazyChunk)):
+                records = list(records)
+            position = await self._log(records)
         await self._buffer.put_many(records, position)
         self._stored = True
         if position is not None:
@@ -90,8 +107,12 @@ class ReceiverOutput(Generic[T]):
         pauses its partitions, then waits in :meth:`put_many`).
 
         Raises:
-            anyio.WouldBlock: the chunk does not fit whole; nothing was stored.
+            anyio.WouldBlock: the chunk does not fit whole, or the stream's chunks
+                go through the write-ahead log (which takes a wait): nothing was
+                stored; store it with :meth:`put_many`.
         """
+        if self._log is not None:
+            raise anyio.WouldBlock
         self._buffer.put_many_nowait(records, position)
         self._stored = True
         if position is not None:
@@ -99,6 +120,9 @@ class ReceiverOutput(Generic[T]):
 
     async def put(self, record: T, position: Any = None) -> None:
         """Store one record. Prefer :meth:`put_many` when records come in chunks."""
+        if self._log is not None:
+            await self.put_many([record], position)
+            return
         await self._buffer.put(record, position)
         self._stored = True
         if position is not None:

@@ -17,17 +17,19 @@ from __future__ import annotations
 import contextvars
 import math
 from collections.abc import Callable, Coroutine, Sequence
+from functools import partial
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from .checkpoint.checkpointer import Checkpointer, CheckpointSettings
 from .clock import Clock, Timer, watched
 from .executors import InlineExecutor, pool_for
 from .graph import Graph
 from .inputs import ReceiverInputNode
 from .listener import ReceiverInfo, StreamingListener
-from .receiver import GracefulStop, ReceiverOutput, supervise
+from .receiver import ChunkLog, GracefulStop, ReceiverOutput, supervise
 from .scheduler import Scheduler, notify
 
 __all__: list[str] = []
@@ -57,11 +59,15 @@ class Runtime:
         stop_timeout: float,
         executor_setting: Any,
         max_workers: int | None,
+        checkpoint: CheckpointSettings | None = None,
+        restore: bool = False,
     ) -> None:
         self.graph = graph
         self.clock = clock
         self.listeners = listeners
         self.scheduler = Scheduler(graph, clock, listeners, stop_timeout)
+        self.checkpointer = Checkpointer(checkpoint, graph) if checkpoint is not None else None
+        self._restore = restore
         self._max_restarts = max_restarts
         self._backoff = backoff
         self._executor_setting = executor_setting
@@ -143,6 +149,7 @@ class Runtime:
             with self._scope:
                 async with anyio.create_task_group() as runtime:
                     try:
+                        await self._open_checkpoint()
                         await self.scheduler.run(
                             timer,
                             lambda: runtime.start(self._watched, self._run_receivers),
@@ -161,10 +168,26 @@ class Runtime:
         finally:
             timer.close()
             await self._close_executors(finished)
+            if self.checkpointer is not None:
+                await self._close_checkpoint()
             self.started.set()
             self.terminated.set()
         if self.error is not None and self.waiters == 0:
             task_group.cancel_scope.cancel()
+
+    async def _open_checkpoint(self) -> None:
+        """Open the checkpoint store and, when resuming, restore the job from it
+        (before any receiver opens: they are told their positions first)."""
+        if self.checkpointer is not None:
+            self.scheduler.checkpointer = self.checkpointer
+            self.scheduler.resume = await self.checkpointer.open(self._restore)
+
+    async def _close_checkpoint(self) -> None:
+        """Close the store's files, shielded, within a deadline."""
+        assert self.checkpointer is not None
+        with anyio.CancelScope(shield=True) as cleanup:
+            cleanup.deadline = anyio.current_time() + _EXECUTOR_CLOSE_TIMEOUT
+            await self.checkpointer.close()
 
     async def _close_executors(self, finished: bool) -> None:
         """Shut the executors down, shielded, within a deadline: the caller's (an
@@ -205,7 +228,7 @@ class Runtime:
 
         await supervise(
             node.receiver,
-            ReceiverOutput(node.buffer, stream=node.name, notify=on_event),
+            ReceiverOutput(node.buffer, stream=node.name, notify=on_event, log=self._log_for(node)),
             stream=node.name,
             clock=self.clock,
             max_restarts=self._max_restarts,
@@ -215,6 +238,13 @@ class Runtime:
             wait_committed=node.wait_committed,
             task_status=task_status,
         )
+
+    def _log_for(self, node: ReceiverInputNode) -> ChunkLog | None:
+        """Where the input's chunks are logged before they count as received."""
+        checkpointer = self.checkpointer
+        if checkpointer is None or checkpointer.wal is None or node.name not in checkpointer.logged:
+            return None
+        return partial(checkpointer.wal.append, node.name)
 
     async def _stop_receivers(self) -> None:
         """Graceful stop, first step: no receiver receives any more."""
