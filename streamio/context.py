@@ -29,6 +29,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .buffer import DEFAULT_BUFFER_BYTES, ChunkBuffer
+from .checkpoint.recovery import has_checkpoint
 from .checkpoint.serializers import Serializer
 from .checkpoint.settings import (
     CheckpointSettings,
@@ -36,7 +37,6 @@ from .checkpoint.settings import (
     checkpoint_settings,
     same_directory,
 )
-from .checkpoint.store import CheckpointStore, checkpoint_path
 from .checks import check_number, check_whole_number
 from .clock import Clock, SystemClock
 from .dstream import DStream
@@ -484,19 +484,14 @@ class StreamingContext:
                 f"{str(ssc._checkpoint.directory)!r}; use the same directory in both"
             )
             raise ConfigurationError(msg)
-        ssc._restore = CheckpointStore(directory).exists()
+        ssc._restore = has_checkpoint(directory)
         return ssc
 
     @staticmethod
     def has_checkpoint(directory: str | os.PathLike[str]) -> bool:
-        """Whether ``directory`` holds a checkpoint that :meth:`get_or_create` would resume."""
-        if not checkpoint_path(directory).exists():
-            return False
-        store = CheckpointStore(directory)
-        try:
-            return store.exists()
-        finally:
-            store.close()
+        """Whether ``directory`` holds a checkpoint (or a write-ahead log with
+        records) that :meth:`get_or_create` would resume."""
+        return has_checkpoint(directory)
 
     @property
     def resumed(self) -> bool:

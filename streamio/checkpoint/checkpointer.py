@@ -130,13 +130,19 @@ class Checkpointer:
         if self.wal is not None:
             after = {name: pos for name, pos in positions.items() if name in self.logged}
             await anyio.to_thread.run_sync(self.wal.open, after)
+            if not restore and await anyio.to_thread.run_sync(self.wal.has_entries):
+                msg = (
+                    f"the write-ahead log in {str(self.settings.directory)!r} holds records "
+                    "an earlier run received: resume it with StreamingContext.get_or_create("
+                    "directory, setup), or remove the directory to start over"
+                )
+                raise CheckpointError(msg)
         for node in self.inputs:
             position = positions.get(node.name)
-            if position is None:
-                continue
             if node.name in self.logged:
-                await self._replay(node, position)
-            else:
+                if restore:  # what was logged after the checkpoint (all of it without one)
+                    await self._replay(node, position or 0)
+            elif position is not None:
                 await node.receiver.restore(position)
         return resume
 

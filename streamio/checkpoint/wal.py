@@ -74,6 +74,11 @@ class WriteAheadLog:
         for name in set(last) | set(after):
             self._next_seq[name] = max(last.get(name, 0), after.get(name, 0)) + 1
 
+    def has_entries(self) -> bool:
+        """Whether the log holds chunks (blocking; opened by :meth:`open`)."""
+        assert self._connection is not None
+        return self._connection.execute("SELECT 1 FROM log LIMIT 1").fetchone() is not None
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
