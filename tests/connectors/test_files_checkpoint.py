@@ -6,11 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 from test_files import HANG_GUARD, drop_file, wait_buffered
 
 from streamio import StreamingContext
 from streamio.connectors.files import text_file_stream
 from streamio.testing import ListSink, ManualClock
+
+# the loop of the test process does not matter here: one is enough
+pytestmark = pytest.mark.asyncio(loop_factories=["uvloop"])
 
 
 def job(directory: Path, incoming: Path, sink: ListSink[Any], seen: list[Any]):

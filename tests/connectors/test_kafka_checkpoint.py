@@ -6,10 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_kafka_source import received, source_for, values
 
 from streamio import StreamingContext
 from streamio.testing import ListSink, ManualClock, step
+
+# the loop of the test process does not matter here: one is enough
+pytestmark = pytest.mark.asyncio(loop_factories=["uvloop"])
 
 
 def add(new: list[int], old: int | None) -> int:
