@@ -48,8 +48,8 @@ _CLEANUP_TIMEOUT = 10.0
 
 
 Notify = Callable[[str, ReceiverInfo], Awaitable[None]]
-# Appends a chunk to the write-ahead log; its sequence number once it is on disk.
-ChunkLog = Callable[[Sequence[Any]], Awaitable[int]]
+# Queues a chunk for the write-ahead log, which stores it in the buffer once on disk.
+ChunkLog = Callable[[Sequence[Any]], Awaitable[None]]
 
 
 class ReceiverOutput(Generic[T]):
@@ -87,14 +87,16 @@ class ReceiverOutput(Generic[T]):
                 (an offset, a file name); given back to :meth:`Receiver.commit`
                 once a batch holding this chunk has been fully output.
 
-        With the checkpoint's write-ahead log on for this stream, the chunk is
-        appended to the log (and fsynced) first, and counts as received only
-        then; its position is its place in the log.
+        With the checkpoint's write-ahead log on for this stream, the chunk goes
+        to the log instead: it reaches the buffer, and counts as received, once
+        it is appended and fsynced (its position is then its place in the log,
+        and ``position`` is not used). The call returns once the chunk is queued
+        for the log, so the receiver reads on while the disk works.
         """
         if self._log is not None:
-            if not isinstance(records, (list, LazyChunk)):
-                records = list(records)
-            position = await self._log(records)
+            await self._log(records if isinstance(records, (list, LazyChunk)) else list(records))
+            self._stored = True
+            return
         await self._buffer.put_many(records, position)
         self._stored = True
         if position is not None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextvars
 import math
 from collections.abc import Callable, Coroutine, Sequence
-from functools import partial
 from typing import Any
 
 import anyio
@@ -209,14 +208,21 @@ class Runtime:
 
     async def _run_receivers(self, *, task_status: TaskStatus[None]) -> None:
         """Start every receiver (waiting until each has opened), then supervise them."""
+        logs = self.checkpointer.logs.values() if self.checkpointer is not None else ()
         try:
-            async with anyio.create_task_group() as receivers:
-                for node in self.graph.nodes:
-                    if isinstance(node, ReceiverInputNode):
-                        await receivers.start(self._watched, self._supervise, node)
-                self._opened = True
-                self.started.set()
-                task_status.started()
+            async with anyio.create_task_group() as writers:
+                for log in logs:  # the write-ahead logs' writers
+                    writers.start_soon(self._watched, log.run)
+                async with anyio.create_task_group() as receivers:
+                    for node in self.graph.nodes:
+                        if isinstance(node, ReceiverInputNode):
+                            await receivers.start(self._watched, self._supervise, node)
+                    self._opened = True
+                    self.started.set()
+                    task_status.started()
+                for log in logs:  # what receivers whose source ended stored last
+                    await log.flushed()
+                writers.cancel_scope.cancel()
         finally:
             self._receivers_done.set()
 
@@ -241,15 +247,16 @@ class Runtime:
 
     def _log_for(self, node: ReceiverInputNode) -> ChunkLog | None:
         """Where the input's chunks are logged before they count as received."""
-        checkpointer = self.checkpointer
-        if checkpointer is None or checkpointer.wal is None or node.name not in checkpointer.logged:
+        if self.checkpointer is None or node.name not in self.checkpointer.logs:
             return None
-        return partial(checkpointer.wal.append, node.name)
+        return self.checkpointer.logs[node.name].put
 
     async def _stop_receivers(self) -> None:
         """Graceful stop, first step: no receiver receives any more."""
         self._graceful_stop.stop_receiving()
         await self._graceful_stop.wait_stopped()
+        if self.checkpointer is not None:  # what they stored reaches the buffers
+            await self.checkpointer.flush_logs()
 
     async def _close_receivers(self) -> None:
         """Graceful stop, last step (final batches committed): receivers close."""

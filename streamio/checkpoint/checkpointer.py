@@ -35,7 +35,7 @@ from .keyed import KeyedChanges
 from .serializers import PickleSerializer, Serializer
 from .settings import CheckpointSettings
 from .store import FORMAT, CheckpointStore, StoreChanges
-from .wal import WriteAheadLog
+from .wal import StreamLog, WriteAheadLog
 
 if TYPE_CHECKING:
     from ..graph import Graph, Node
@@ -91,16 +91,21 @@ class Checkpointer:
         self.store = CheckpointStore(settings.directory)
         self.wal = WriteAheadLog(settings.directory) if settings.write_ahead_log else None
         self.inputs = [node for node in graph.nodes if isinstance(node, ReceiverInputNode)]
-        self.logged = {node.name for node in self.inputs if self.uses_log(node)}
+        self.logs = {
+            node.name: StreamLog(self.wal, node.name, node.buffer)
+            for node in self.inputs
+            if self.wal is not None and not node.receiver.replayable
+        }
         self._internal = PickleSerializer()
         self._saved_batches: dict[str, set[float]] = {}
         self._every = round(settings.interval / graph.batch_interval)
         self.last_time: float | None = None  # the batch the latest checkpoint covers
         self._count = 0
 
-    def uses_log(self, node: ReceiverInputNode) -> bool:
-        """Whether the write-ahead log keeps what this input's receiver stores."""
-        return self.wal is not None and not node.receiver.replayable
+    async def flush_logs(self) -> None:
+        """Return once every chunk the logged receivers stored is in its buffer."""
+        for log in self.logs.values():
+            await log.flushed()
 
     # -- start -------------------------------------------------------------
 
@@ -128,7 +133,7 @@ class Checkpointer:
             self._count = meta.get("checkpoints", 0)
         self._track_keyed_changes(fresh=not found)
         if self.wal is not None:
-            after = {name: pos for name, pos in positions.items() if name in self.logged}
+            after = {name: pos for name, pos in positions.items() if name in self.logs}
             await anyio.to_thread.run_sync(self.wal.open, after)
             if not restore and await anyio.to_thread.run_sync(self.wal.has_entries):
                 msg = (
@@ -139,7 +144,7 @@ class Checkpointer:
                 raise CheckpointError(msg)
         for node in self.inputs:
             position = positions.get(node.name)
-            if node.name in self.logged:
+            if node.name in self.logs:
                 if restore:  # what was logged after the checkpoint (all of it without one)
                     await self._replay(node, position or 0)
             elif position is not None:
@@ -256,9 +261,9 @@ class Checkpointer:
         for node, position in commits:
             await node.commit_position(position)
         if self.wal is not None:
-            through = {node.name: pos for node, pos in commits if node.name in self.logged}
+            through = {node.name: pos for node, pos in commits if node.name in self.logs}
             if through:
-                await anyio.to_thread.run_sync(self.wal.truncate, through)
+                await self.wal.truncate(through)
         return CheckpointInfo(
             batch_time=batch_time,
             duration=time_module.perf_counter() - started,

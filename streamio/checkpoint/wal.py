@@ -11,14 +11,15 @@ after it are stored in the buffer again before the receivers start.
 
 The log is a SQLite database of its own (``wal.sqlite`` beside the checkpoint),
 so appends never wait for a checkpoint's transaction. Appends are committed in
-groups: while one commit (and its fsync) runs in a worker thread, the chunks
-appended meanwhile queue, and the next commit writes them all, so a source
-costs one fsync per chunk at most, and fewer when several receivers store at once.
+groups (:class:`StreamLog`): while one commit (and its fsync) runs in a worker
+thread, the receiver goes on reading and its chunks queue, and the next commit
+writes them all: one fsync per group of chunks, never one per record.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import anyio.to_thread
 from ..errors import CheckpointError
 from .serializers import PickleSerializer
 
-__all__ = ["WriteAheadLog"]
+__all__ = ["StreamLog", "WriteAheadLog"]
 
 FILE_NAME = "wal.sqlite"
 _INSERT = "INSERT INTO log VALUES (?, ?, ?)"
@@ -49,11 +50,7 @@ class WriteAheadLog:
         self._serializer = PickleSerializer()
         self._connection: sqlite3.Connection | None = None
         self._next_seq: dict[str, int] = {}
-        self._pending: list[tuple[str, int, bytes]] = []
-        self._appended = 0  # tickets handed out: one per append
-        self._durable = 0  # tickets whose entries are committed
-        self._lock = anyio.Lock()
-        self._failure: CheckpointError | None = None
+        self._lock = anyio.Lock()  # one transaction at a time on the connection
 
     def open(self, after: dict[str, int]) -> None:
         """Open the log (blocking); sequence numbers continue after the log's
@@ -93,12 +90,15 @@ class WriteAheadLog:
         ).fetchall()
         return [(number, self._serializer.loads(chunk)) for number, chunk in rows]
 
-    def truncate(self, through: dict[str, int]) -> None:
-        """Drop the entries a checkpoint covers, per input (blocking)."""
-        assert self._connection is not None
-        self._in_transaction(
-            "DELETE FROM log WHERE input = ? AND seq <= ?", list(through.items())
-        )
+    async def truncate(self, through: dict[str, int]) -> None:
+        """Drop the entries a checkpoint covers, per input (between two appends'
+        commits: the connection serves one transaction at a time)."""
+        async with self._lock:
+            await anyio.to_thread.run_sync(
+                self._in_transaction,
+                "DELETE FROM log WHERE input = ? AND seq <= ?",
+                list(through.items()),
+            )
 
     def _in_transaction(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         assert self._connection is not None
@@ -110,27 +110,75 @@ class WriteAheadLog:
             raise
         self._connection.execute("COMMIT")
 
-    async def append(self, input_name: str, records: Sequence[Any]) -> int:
-        """Append a chunk; return its sequence number once it is on disk."""
-        data = self._serializer.dumps(records)
-        seq = self._next_seq.get(input_name, 1)
-        self._next_seq[input_name] = seq + 1
-        self._pending.append((input_name, seq, data))
-        self._appended += 1
-        ticket = self._appended
+    async def append(self, input_name: str, chunks: Sequence[Sequence[Any]]) -> list[int]:
+        """Append chunks in one transaction; their sequence numbers once on disk."""
+        first = self._next_seq.get(input_name, 1)
+        self._next_seq[input_name] = first + len(chunks)
+        numbers = list(range(first, first + len(chunks)))
+        dumps = self._serializer.dumps
+        rows = [(input_name, seq, dumps(chunk)) for seq, chunk in zip(numbers, chunks, strict=True)]
         async with self._lock:
-            if self._failure is None and self._durable < ticket:
-                # not written yet by the commit of another append: commit all pending
-                entries, self._pending = self._pending, []
-                written = self._appended
-                try:
-                    await anyio.to_thread.run_sync(self._in_transaction, _INSERT, entries)
-                except sqlite3.Error as exc:
-                    self._failure = CheckpointError(
-                        f"appending to the write-ahead log {str(self.path)!r} failed: {exc}"
-                    )
-                    raise self._failure from exc
-                self._durable = written
-        if self._failure is not None:  # the commit that held this chunk failed
-            raise self._failure
-        return seq
+            try:
+                await anyio.to_thread.run_sync(self._in_transaction, _INSERT, rows)
+            except sqlite3.Error as exc:
+                msg = f"appending to the write-ahead log {str(self.path)!r} failed: {exc}"
+                raise CheckpointError(msg) from exc
+        return numbers
+
+
+class StreamLog:
+    """The write-ahead log of one input stream, between its receiver and its buffer.
+
+    The receiver's chunks queue here (at most ``max_pending``: a receiver ahead of
+    the disk waits); a task of their own commits all that queued in one
+    transaction (one fsync), then stores them in the buffer, in order, each with
+    its sequence number as its position. The receiver goes on reading while a
+    commit runs, so the fsyncs overlap the reading instead of adding to it.
+    """
+
+    def __init__(self, log: WriteAheadLog, stream: str, buffer: Any, max_pending: int = 16) -> None:
+        self._log = log
+        self._stream = stream
+        self._buffer = buffer
+        self._max_pending = max_pending
+        self._queued: deque[Sequence[Any]] = deque()
+        self._in_flight = 0  # chunks taken by the commit running now
+        self._changed = anyio.Event()
+
+    def pending(self) -> int:
+        """Chunks received and not yet in the buffer."""
+        return len(self._queued) + self._in_flight
+
+    async def put(self, records: Sequence[Any]) -> None:
+        """Queue a chunk; waits while ``max_pending`` chunks are waiting for the disk."""
+        while len(self._queued) >= self._max_pending:
+            await self._wait_change()
+        self._queued.append(records)
+        self._notify()
+
+    async def flushed(self) -> None:
+        """Return once every chunk queued so far is in the buffer."""
+        while self.pending():
+            await self._wait_change()
+
+    async def run(self) -> None:
+        """Commit what queued, then store it; until cancelled."""
+        while True:
+            while not self._queued:
+                await self._wait_change()
+            chunks = list(self._queued)
+            self._queued.clear()
+            self._in_flight = len(chunks)
+            self._notify()  # room for the receiver while the commit runs
+            numbers = await self._log.append(self._stream, chunks)
+            for chunk, seq in zip(chunks, numbers, strict=True):
+                await self._buffer.put_many(chunk, seq)
+                self._in_flight -= 1
+            self._notify()
+
+    async def _wait_change(self) -> None:
+        await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()

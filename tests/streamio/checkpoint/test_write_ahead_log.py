@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from streamio import StreamingContext
@@ -31,6 +32,13 @@ def job(directory: Path, sink: ListSink[Any], **checkpoint: Any):
     return setup
 
 
+async def send_logged(stream: Any, records: list[str]) -> None:
+    """Send records and wait until the log has put them in the (empty) buffer."""
+    await stream.send(records)
+    with anyio.fail_after(10):
+        await stream.wait_for_buffer(lambda stats: stats.used >= len(records))
+
+
 def logged(directory: Path) -> list[int]:
     with sqlite3.connect(directory / "wal.sqlite") as db:
         return [seq for (seq,) in db.execute("SELECT seq FROM log ORDER BY seq")]
@@ -43,9 +51,9 @@ async def test_what_was_logged_after_the_checkpoint_is_replayed(tmp_path: Path) 
         await ssc.start()
         stream = setup.stream  # type: ignore[attr-defined]
         for word in ("a", "b", "c"):
-            await stream.send([word])
+            await send_logged(stream, [word])
             await ssc.clock.advance(1.0)  # type: ignore[attr-defined]
-        await stream.send(["d"])  # logged, in the buffer, never processed
+        await send_logged(stream, ["d"])  # logged, in the buffer, never processed
         assert logged(tmp_path) == [3, 4]  # the checkpoint at 2.0 truncated 1 and 2
         ssc.stop(graceful=False)
     assert dict(sink.batches[-1][1]) == {"a": 1, "b": 1, "c": 1}
@@ -68,7 +76,7 @@ async def test_a_job_that_died_before_its_first_checkpoint_replays_the_whole_log
     setup = job(tmp_path, sink)
     async with StreamingContext.get_or_create(tmp_path, setup) as ssc:
         await ssc.start()
-        await setup.stream.send(["a", "b"])  # type: ignore[attr-defined]
+        await send_logged(setup.stream, ["a", "b"])  # type: ignore[attr-defined]
         await ssc.clock.advance(1.0)  # type: ignore[attr-defined]
         ssc.stop(graceful=False)
     assert StreamingContext.has_checkpoint(tmp_path)
