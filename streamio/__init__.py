@@ -7,6 +7,7 @@ from .clock import Clock, ManualClock, SystemClock
 from .context import ContextState, StreamingContext
 from .dstream import DStream
 from .errors import (
+    CheckpointError,
     ConfigurationError,
     ConnectorError,
     ContextStateError,
@@ -17,7 +18,7 @@ from .errors import (
     StreamioError,
 )
 from .event_time import EventWindow
-from .listener import BatchInfo, ReceiverInfo, StreamingListener
+from .listener import BatchInfo, CheckpointInfo, ReceiverInfo, StreamingListener
 from .receiver import Receiver, ReceiverOutput
 from .runner import run
 from .sources import PushStream
@@ -26,6 +27,8 @@ from .state import State, StateSpec
 __all__ = [
     "BatchInfo",
     "BufferStatistics",
+    "CheckpointError",
+    "CheckpointInfo",
     "Clock",
     "ConfigurationError",
     "ConnectorError",

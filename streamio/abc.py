@@ -29,12 +29,13 @@ from typing import Generic, Self, TypeVar
 from .buffer import BufferStatistics
 from .chunk import LazyChunk
 from .clock import Clock, Timer
-from .listener import BatchInfo, ReceiverInfo, StreamingListener
+from .listener import BatchInfo, CheckpointInfo, ReceiverInfo, StreamingListener
 from .receiver import Receiver, ReceiverOutput
 
 __all__ = [
     "BatchInfo",
     "BufferStatistics",
+    "CheckpointInfo",
     "Clock",
     "LazyChunk",
     "Receiver",

@@ -19,7 +19,7 @@ Drive time with :class:`ManualClock` so batch times and contents are exact::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 from .chunk import LazyChunk
@@ -91,7 +91,7 @@ class MemorySource(PushReceiver[T]):
         self.restored = self.sent = self._skip = int(position)
 
     async def send(self, records: Iterable[T]) -> None:
-        chunk = records if isinstance(records, LazyChunk) else list(records)
+        chunk: Sequence[T] = records if isinstance(records, LazyChunk) else list(records)
         if self._skip:
             skipped = min(self._skip, len(chunk))
             self._skip -= skipped

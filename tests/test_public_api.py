@@ -16,6 +16,8 @@ import streamio
 PUBLIC_NAMES = {
     "BatchInfo",
     "BufferStatistics",
+    "CheckpointError",
+    "CheckpointInfo",
     "Clock",
     "ConfigurationError",
     "ConnectorError",
@@ -46,6 +48,7 @@ PUBLIC_NAMES = {
 ABC_NAMES = {
     "BatchInfo",
     "BufferStatistics",
+    "CheckpointInfo",
     "Clock",
     "LazyChunk",
     "Receiver",

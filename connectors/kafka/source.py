@@ -553,13 +553,16 @@ class KafkaSource(Receiver[KafkaRecord]):
         if self._rate is not None:
             for tp in partitions:
                 self._rate.forget(tp)
-        sought = False
-        for tp in partitions:
-            if tp in self._restored:
-                consumer.seek(tp, self._restored[tp])
-                sought = True
+        sought = self._seek_restored(consumer, partitions)
         self._notify()
         return sought
+
+    def _seek_restored(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
+        """Seek the partitions a checkpoint restored to its offsets; whether any was."""
+        restored = [tp for tp in partitions if tp in self._restored]
+        for tp in restored:
+            consumer.seek(tp, self._restored[tp])
+        return bool(restored)
 
     def _revoked(self, consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> None:
         if consumer is not self._consumer:

@@ -30,6 +30,7 @@ worker thread, one at a time.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import zlib
 from collections.abc import Iterable, Iterator
@@ -60,7 +61,7 @@ CREATE TABLE IF NOT EXISTS positions (
 """
 
 
-def checkpoint_path(directory: str | Path) -> Path:
+def checkpoint_path(directory: str | os.PathLike[str]) -> Path:
     """The database file of a checkpoint directory."""
     return Path(directory) / FILE_NAME
 
@@ -114,7 +115,7 @@ class StoreChanges:
 class CheckpointStore:
     """A checkpoint directory's SQLite database (see the module's docstring)."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
         self.path = checkpoint_path(directory)
         self._connection: sqlite3.Connection | None = None
