@@ -21,6 +21,10 @@ with them (no unpickling).
 
     lines = socket_text_stream(ssc, "127.0.0.1", 9999)
     lines.flat_map(str.split).count_by_value().pprint()
+
+With ``columnar=True`` the lines stay bytes until Arrow makes them a string
+column (``line``): ``lines.sql("SELECT count(*) FROM batch")`` never builds a
+Python object per line.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import logging
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -36,7 +41,7 @@ from streamio import DStream, Receiver, ReceiverOutput, StreamingContext
 from streamio.checks import check_number, check_whole_number
 from streamio.errors import ConfigurationError, ConnectorError
 
-from .text import check_encoding
+from .text import arrow_lines, check_columnar_encoding, check_encoding
 
 __all__ = ["SocketTextSource", "socket_text_stream"]
 
@@ -65,6 +70,11 @@ class SocketTextSource(Receiver[str]):
         connect_timeout: seconds one connection attempt may take.
         max_line_length: the longest line, in characters (1 Mi by default); see
             below.
+        columnar: store each read's lines as an Arrow record batch of one
+            string column, ``line``, cut from the bytes in Arrow: no Python
+            object per line (``streamio[arrow]``; the text must be UTF-8). Columnar
+            operators (``sql``, ``map_batches``) then get the receiver's buffers;
+            row-wise ones read the same lines as ``str``.
 
     A line is complete when its separator arrives; a partial line is kept for
     the next read. When the server closes the connection, the last partial line
@@ -103,6 +113,7 @@ class SocketTextSource(Receiver[str]):
         max_reconnects: int | None = None,
         connect_timeout: float = 10.0,
         max_line_length: int = 1 << 20,
+        columnar: bool = False,
     ) -> None:
         if not isinstance(host, str) or not host:
             raise ConfigurationError(f"host must be a non-empty string, not {host!r}")
@@ -123,6 +134,10 @@ class SocketTextSource(Receiver[str]):
             check_whole_number(max_reconnects, "max_reconnects (or None)", minimum=0)
         check_number(connect_timeout, "connect_timeout")
         check_whole_number(max_line_length, "max_line_length (characters)")
+        self._columnar = bool(columnar)
+        if self._columnar:
+            pa = check_columnar_encoding(encoding, "SocketTextSource")
+            self.schema = pa.schema([("line", pa.string())])
         self.host = host
         self.port = port
         self._encoding = encoding
@@ -211,14 +226,17 @@ class SocketTextSource(Receiver[str]):
 
         Returns the error that ended it and whether anything was received.
         """
-        lines = _Lines(self._separator, self._max_line)
-        decoder = codecs.getincrementaldecoder(self._encoding)(self._errors)
+        lines: _Lines | _ArrowLines
+        if self._columnar:
+            lines = _ArrowLines(self._separator.encode(), self._max_line, self._errors)
+        else:
+            lines = _Lines(self._separator, self._max_line, self._encoding, self._errors)
         received = False
         try:
             while True:
                 data = await stream.receive(self._read_size)
                 received = True
-                complete = lines.feed(decoder.decode(data))
+                complete = lines.feed(data)
                 if complete:
                     await self._store(output, complete, lines)
         except anyio.EndOfStream:
@@ -228,12 +246,14 @@ class SocketTextSource(Receiver[str]):
                 f"connection to {self.host}:{self.port} lost: {exc!r}", retriable=True
             )
             error.__cause__ = exc
-        last = lines.finish(decoder.decode(b"", final=True))
+        last = lines.finish()
         if last:
             await self._store(output, last, lines)
         return error, received
 
-    async def _store(self, output: ReceiverOutput[str], chunk: list[str], lines: _Lines) -> None:
+    async def _store(
+        self, output: ReceiverOutput[Any], chunk: Any, lines: _Lines | _ArrowLines
+    ) -> None:
         """Store a chunk of lines; count and report the lines that were cut."""
         for _ in range(lines.take_cut()):
             self.lines_split += 1
@@ -249,10 +269,12 @@ class SocketTextSource(Receiver[str]):
 
 
 class _Lines:
-    """Cuts the text of one connection into lines: keeps the partial line between
-    reads, and cuts a line longer than ``limit`` into pieces of that length."""
+    """Cuts the text of one connection into lines: decodes the bytes, keeps the
+    partial line between reads, and cuts a line longer than ``limit`` into pieces
+    of that length."""
 
-    def __init__(self, separator: str, limit: int) -> None:
+    def __init__(self, separator: str, limit: int, encoding: str, errors: str) -> None:
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors)
         self._separator = separator
         self._strip_cr = separator == "\n"  # "\r\n" line ends too
         self._probe_length = len(separator) - 1  # a separator may straddle two reads
@@ -271,8 +293,9 @@ class _Lines:
         cut, self._cut = self._cut, 0
         return cut
 
-    def feed(self, text: str) -> list[str]:
-        """The lines (or pieces of lines) that ``text``, the next decoded read, completes."""
+    def feed(self, data: bytes) -> list[str]:
+        """The lines (or pieces of lines) that ``data``, the next read, completes."""
+        text = self._decoder.decode(data)
         separator, probe_length = self._separator, self._probe_length
         probe = self._tail + text if probe_length else text
         if separator not in probe:
@@ -299,10 +322,9 @@ class _Lines:
         self._cutting = False
         return lines
 
-    def finish(self, text: str) -> list[str]:
-        """The partial line, ended by the end of the stream (``text``: what the
-        decoder held back)."""
-        last = "".join(self._pending) + text
+    def finish(self) -> list[str]:
+        """The partial line, ended by the end of the stream."""
+        last = "".join(self._pending) + self._decoder.decode(b"", final=True)
         self._pending, self._pending_length, self._tail = [], 0, ""
         if self._strip_cr and last.endswith("\r"):
             last = last[:-1]
@@ -341,6 +363,89 @@ class _Lines:
         return pieces
 
 
+class _ArrowLines:
+    """The columnar :class:`_Lines`: cuts the UTF-8 bytes of one connection into
+    record batches of one column, ``line``, in Arrow; same rules for partial and
+    long lines. Only the pieces of a line longer than ``limit`` are made in Python."""
+
+    def __init__(self, separator: bytes, limit: int, errors: str) -> None:
+        self._separator = separator
+        self._strip_cr = separator == b"\n"
+        self._limit = limit
+        self._errors = errors
+        # what a partial line may hold beyond the limit (see _Lines)
+        self._allowance = len(separator) - 1 + self._strip_cr
+        self._pending = b""  # the partial line
+        self._cutting = False  # the current line is being stored in pieces
+        self._cut = 0
+
+    def take_cut(self) -> int:
+        """How many lines were cut since the last call."""
+        cut, self._cut = self._cut, 0
+        return cut
+
+    def feed(self, data: bytes) -> Any:
+        """The record batch of the lines that ``data``, the next read, completes (or None)."""
+        pending = self._pending + data if self._pending else data
+        end = pending.rfind(self._separator)
+        if end < 0:
+            self._pending = pending
+            if len(pending) > self._limit + self._allowance:  # bytes: maybe too many characters
+                return self._pieces_of_pending()
+            return None
+        self._pending = pending[end + len(self._separator) :]
+        return self._batch(pending[:end])
+
+    def finish(self) -> Any:
+        """The partial line, ended by the end of the stream, as a batch (or None)."""
+        last, self._pending = self._pending, b""
+        if self._strip_cr and last.endswith(b"\r"):
+            last = last[:-1]
+        return self._batch(last) if last else None
+
+    def _batch(self, data: bytes) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        lines = arrow_lines(data, self._separator, self._errors, self._strip_cr)
+        if len(data) > self._limit and pc.max(pc.utf8_length(lines)).as_py() > self._limit:
+            lines = pa.array(self._cut_long(lines.to_pylist()), pa.string())
+        self._cutting = False
+        return pa.record_batch([lines], names=["line"])
+
+    def _cut_long(self, lines: list[str]) -> list[str]:
+        limit = self._limit
+        pieces: list[str] = []
+        for number, line in enumerate(lines):
+            if len(line) <= limit:
+                pieces.append(line)
+                continue
+            pieces.extend(line[start : start + limit] for start in range(0, len(line), limit))
+            if number or not self._cutting:  # the first may be counted already
+                self._cut += 1
+        return pieces
+
+    def _pieces_of_pending(self) -> Any:
+        """The complete pieces of the partial line when it is too long in characters."""
+        import pyarrow as pa
+
+        decoder = codecs.getincrementaldecoder("utf-8")(self._errors)
+        rest = decoder.decode(self._pending)
+        held = decoder.getstate()[0]  # a character's first bytes, its end still to come
+        limit, keep = self._limit, self._limit + self._allowance
+        pieces = []
+        while len(rest) > keep:
+            pieces.append(rest[:limit])
+            rest = rest[limit:]
+        self._pending = rest.encode("utf-8", "replace") + held
+        if not pieces:
+            return None
+        if not self._cutting:
+            self._cutting = True
+            self._cut += 1
+        return pa.record_batch([pa.array(pieces, pa.string())], names=["line"])
+
+
 def socket_text_stream(
     ssc: StreamingContext,
     host: str,
@@ -355,6 +460,7 @@ def socket_text_stream(
     max_reconnects: int | None = None,
     connect_timeout: float = 10.0,
     max_line_length: int = 1 << 20,
+    columnar: bool = False,
     name: str | None = None,
     buffer_capacity: int | None = None,
     max_rate: float | None = None,
@@ -378,6 +484,7 @@ def socket_text_stream(
         max_reconnects=max_reconnects,
         connect_timeout=connect_timeout,
         max_line_length=max_line_length,
+        columnar=columnar,
     )
     return ssc.receiver_stream(
         source,

@@ -15,10 +15,12 @@ Each chunk's size is estimated once, when it is stored, from a sample of its
 records (:func:`~streamio.chunk.estimate_nbytes`; a lazy chunk by its
 :attr:`~streamio.chunk.LazyChunk.nbytes`): the cost does not grow with the records.
 
-A chunk is a list of records, or a :class:`~streamio.chunk.LazyChunk` kept as it
-is until a stage reads it. Each chunk may carry a *position* (an offset, a file
-name): the position of the last chunk a batch took is what that batch covered,
-and what the receiver is told to commit once the batch's outputs have finished.
+A chunk is a list of records, a :class:`~streamio.chunk.LazyChunk` kept as it
+is until a stage reads it, or a ``pyarrow.RecordBatch`` (or ``Table``), kept as
+Arrow data (:class:`~streamio.columnar.ArrowChunk`) and sliced without copying.
+Each chunk may carry a *position* (an offset, a file name): the position of the
+last chunk a batch took is what that batch covered, and what the receiver is
+told to commit once the batch's outputs have finished.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import anyio
 import anyio.lowlevel
 
 from .chunk import LazyChunk, estimate_nbytes
+from .columnar import arrow_chunk
 from .errors import ConfigurationError
 
 __all__ = ["DEFAULT_BUFFER_BYTES", "BufferStatistics", "ChunkBuffer"]
@@ -174,9 +177,13 @@ class ChunkBuffer(Generic[T]):
 
     @staticmethod
     def _chunk(records: Iterable[T]) -> tuple[Sequence[T], int]:
-        """``records`` as they are stored (a list unless lazy) and their estimated bytes."""
+        """``records`` as they are stored (a list unless lazy or Arrow) and their
+        estimated bytes."""
         if isinstance(records, LazyChunk):
             return records, max(0, int(records.nbytes))
+        arrow = arrow_chunk(records)
+        if arrow is not None:
+            return arrow, arrow.nbytes
         chunk = list(records)
         return chunk, estimate_nbytes(chunk)
 
@@ -187,8 +194,10 @@ class ChunkBuffer(Generic[T]):
         pieces as space frees; the position goes with the last piece. If the wait
         is cancelled (the context is stopping), the rest of the chunk is stored
         anyway, over the limits, so that no record already in hand is lost. A
-        :class:`~streamio.chunk.LazyChunk` is stored as it is; anything else is
-        copied into a list. The chunk's bytes are estimated once, from a sample.
+        :class:`~streamio.chunk.LazyChunk` is stored as it is, a
+        ``pyarrow.RecordBatch`` or ``Table`` as an Arrow chunk of its rows (see
+        :mod:`streamio.columnar`); anything else is copied into a list. The
+        chunk's bytes are estimated once, from a sample.
         """
         chunk, nbytes = self._chunk(records)
         total = len(chunk)

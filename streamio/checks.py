@@ -11,12 +11,13 @@ these, so that its errors read like the runtime's. Its names are those of
 
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["check_number", "check_whole_number"]
+__all__ = ["check_installed", "check_number", "check_whole_number"]
 
 
 def check_number(
@@ -35,3 +36,14 @@ def check_whole_number(value: Any, what: str, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigurationError(f"{what} must be a whole number >= {minimum}, not {value!r}")
     return value
+
+
+def check_installed(module: str, what: str, extra: str | None = None) -> Any:
+    """The module ``module``, imported for ``what`` (an optional dependency, loaded
+    only when a feature needs it), or a ConfigurationError saying what to install:
+    ``pip install 'streamio[extra]'``, or the module itself without an extra."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        install = f"'streamio[{extra}]'" if extra else module
+        raise ConfigurationError(f"{what} needs {module}: pip install {install}") from None

@@ -375,6 +375,23 @@ class StreamingContext:
         nodes = tuple(self._own(stream, "union") for stream in streams)
         return DStream(self, UnionNode(self._graph, nodes, name))
 
+    def sql(self, query: str, **streams: DStream[Any]) -> DStream[Any]:
+        """A DuckDB query over the batches of several streams of the same batch
+        time, each the table of its keyword's name:
+        ``ssc.sql("SELECT ... FROM clicks c JOIN users u USING (user)",
+        clicks=clicks, users=users)``. The streams must slide alike. The result
+        is a columnar stream, as :meth:`DStream.sql`'s (parsed now, DuckDB's
+        message in an OperatorError when it fails on a batch).
+        """
+        from .sql import SqlNode, check_query
+
+        checked = check_query(query, "ssc.sql")
+        if not streams:
+            msg = "ssc.sql() needs the streams it queries as keywords: ssc.sql(query, name=stream)"
+            raise ConfigurationError(msg)
+        nodes = {table: self._own(stream, "ssc.sql") for table, stream in streams.items()}
+        return DStream(self, SqlNode(nodes, checked, None))
+
     def _own(self, stream: Any, operator: str) -> Any:
         if not isinstance(stream, DStream):
             raise ConfigurationError(f"{operator}() takes DStreams, not {type(stream).__name__}")

@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from .batch import combine_partition, concat_lists, group_partition, reduce_partition
 from .buffer import BufferStatistics, ChunkBuffer
 from .checks import check_number, check_whole_number
+from .columnar import ToArrowNode, check_schema
 from .errors import ConfigurationError, ContextStateError
 from .event_time import EventTimeWindowNode, EventWindow, SessionWindowNode
+from .frames import FrameOutput, MapBatchesNode, check_format
 from .functions import accepts, check_async_function, check_function, describe
 from .graph import Node
 from .nodes import (
@@ -40,6 +42,7 @@ from .nodes import (
     UnionNode,
 )
 from .outputs import OutputOperation
+from .sql import SqlNode, check_query
 from .state import (
     MapWithStateNode,
     SideOutputNode,
@@ -341,6 +344,59 @@ class DStream(Generic[T]):
         other_node = self._other(other, "transform_with")
         with_time = _with_time(func, "transform_with", 2)
         return self._wrap(TransformNode((self._node, other_node), func, with_time, name))
+
+    # -- columnar operators (Arrow, DuckDB, frames; see streamio.columnar) ------------
+
+    def to_arrow(self, schema: Any = None, *, name: str | None = None) -> DStream[Any]:
+        """The same records as Arrow data: each batch converted once into Arrow
+        chunks (dicts by their keys, tuples as columns ``_1``, ``_2``..., other
+        values as the column ``value``), with ``schema`` (a ``pyarrow.Schema``) or
+        inferred types. Columnar operators convert row-wise batches by themselves;
+        use this to give the schema, or to convert once for several of them.
+
+        >>> import pyarrow as pa
+        >>> collect(lambda s: s.to_arrow(pa.schema([("n", pa.float64())])), [[1, 2]])
+        [[1.0, 2.0]]
+        """
+        arrow_schema = check_schema(schema, "to_arrow")
+        return self._wrap(ToArrowNode(self._node, arrow_schema, name))
+
+    def sql(self, query: str, name: str | None = None) -> DStream[Any]:
+        """Run a DuckDB SQL query over each batch, the table ``batch``; its result
+        is the new stream's batch, as Arrow data (read row-wise: one column gives
+        values, more give dicts). Needs ``streamio[sql]``.
+
+        The query is parsed now: one that does not parse raises ConfigurationError.
+        One that fails on a batch raises OperatorError naming this operator, with
+        DuckDB's message.
+
+        >>> collect(lambda s: s.sql("SELECT value * 10 AS v FROM batch WHERE value > 1"),
+        ...         [[1, 2, 3]])
+        [[20, 30]]
+        >>> collect(lambda s: s.map(lambda w: {"word": w}).sql(
+        ...     "SELECT word, count(*) AS n FROM batch GROUP BY word ORDER BY word"),
+        ...     [["b", "a", "b"]])
+        [[{'word': 'a', 'n': 1}, {'word': 'b', 'n': 2}]]
+        """
+        checked = check_query(query, "sql")
+        return self._wrap(SqlNode({"batch": self._node}, checked, name))
+
+    def map_batches(
+        self, fn: Callable[..., Any], format: str = "arrow", *, name: str | None = None
+    ) -> DStream[Any]:
+        """Apply ``fn`` to each whole batch as one frame: ``fn(frame)`` or
+        ``fn(batch_time, frame)``, returning a frame (may be ``async``). The frame
+        is an Arrow table (``format="arrow"``), a polars DataFrame (``"polars"``)
+        or a pandas DataFrame (``"pandas"``); what ``fn`` returns may be any of
+        those. The new stream is columnar.
+
+        >>> collect(lambda s: s.map_batches(lambda df: df[df["value"] > 1], format="pandas"),
+        ...         [[1, 2, 3]])
+        [[2, 3]]
+        """
+        check_format(format, "map_batches")
+        with_time = _with_time(fn, "map_batches", 1)
+        return self._wrap(MapBatchesNode(self._node, fn, format, with_time, name))
 
     def map_async(
         self,
@@ -903,13 +959,22 @@ class DStream(Generic[T]):
 
     # -- output operations ----------------------------------------------------------
 
-    def foreach_batch(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
+    def foreach_batch(
+        self, fn: Callable[..., Any], *, name: str | None = None, format: str | None = None
+    ) -> None:
         """Call ``fn(batch_time, records)`` (or ``fn(records)``) for every batch.
 
         ``fn`` may be ``async def``; the batch counts as done when it returns.
         Output operations run in registration order, one batch after the other.
+        With ``format="arrow"``, ``"polars"`` or ``"pandas"``, ``fn`` gets the batch
+        as one frame of that kind instead of a list of records (see
+        :meth:`map_batches`).
         """
         with_time = _with_time(fn, "foreach_batch", 1)
+        if format is not None:
+            checked = check_format(format, "foreach_batch")
+            FrameOutput(self._node, fn, checked, with_time, name)
+            return
         call = fn if with_time else (lambda time, records: fn(records))
         OutputOperation(self._node, call, "foreach_batch", name, user_fn=fn)
 

@@ -26,6 +26,8 @@ from .batch import (
     split_evenly,
     split_records,
 )
+from .columnar import is_columnar, key_rows
+from .columnar import split_evenly as split_arrow_evenly
 from .errors import OperatorError
 from .functions import operator_failures
 from .graph import Node, Ops, Pipeline
@@ -83,7 +85,10 @@ class NarrowNode(Node):
 
 
 class ShuffleNode(Node):
-    """Key-based aggregation: combine map-side per partition, then merge by key hash."""
+    """Key-based aggregation: combine map-side per partition, then merge by key hash.
+
+    The rows of an Arrow partition are read as tuples (see :mod:`streamio.columnar`).
+    """
 
     def __init__(
         self,
@@ -97,7 +102,7 @@ class ShuffleNode(Node):
     ) -> None:
         self.kind = kind
         super().__init__(parent.graph, (parent,), name)
-        self._combine = combine
+        self._combine = lambda records: combine(key_rows(records))
         self._merge = merge
         self._user_fns = user_fns
         self._num_partitions = num_partitions
@@ -126,6 +131,7 @@ class CogroupNode(Node):
         sides = [await parent.partitions(time) for parent in self.parents]
         if any(side is None for side in sides):
             return None
+        sides = [[key_rows(part) for part in side] for side in sides]  # type: ignore[union-attr]
         count = self._num_partitions or max(len(side) for side in sides)  # type: ignore[arg-type]
         try:
             parts: list[list[Any]] = cogroup_partitions(sides, count)  # type: ignore[arg-type]
@@ -151,7 +157,8 @@ class UnionNode(Node):
 
 
 class RepartitionNode(Node):
-    """The same records spread evenly over a given number of partitions."""
+    """The same records spread evenly over a given number of partitions (Arrow
+    partitions as slices of one table)."""
 
     kind = "repartition"
 
@@ -163,6 +170,8 @@ class RepartitionNode(Node):
         parts = await self.parents[0].partitions(time)
         if parts is None:
             return None
+        if all(map(is_columnar, parts)):
+            return Batch(time, split_arrow_evenly(parts, self._num_partitions))  # type: ignore[arg-type]
         records = list(itertools.chain.from_iterable(parts))
         return Batch(time, split_evenly(records, self._num_partitions))
 

@@ -190,10 +190,14 @@ class Receiver(abc.ABC, Generic[T]):
             A receiver that is not replayable loses what it had received but not
             yet checkpointed when the process dies, unless the checkpoint has its
             write-ahead log on.
+        schema: for a columnar receiver (one that stores ``pyarrow.RecordBatch``
+            chunks), the ``pyarrow.Schema`` of those batches, so that columnar
+            operators see an empty batch as an empty table of it; None otherwise.
     """
 
     restartable: bool = True
     replayable: bool = False
+    schema: Any = None
 
     async def open(self) -> None:
         """Connect to the source. The first batch waits until every receiver opened."""

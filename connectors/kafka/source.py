@@ -32,7 +32,7 @@ from streamio.checks import check_number, check_whole_number
 from streamio.errors import ConfigurationError, ConnectorError
 
 from .clients import close_quietly
-from .decoding import RecordDecoder
+from .decoding import ColumnDecoder, RecordDecoder
 from .errors import to_connector_error
 from .flow import FlowControl
 from .health import BrokerWatch
@@ -162,6 +162,12 @@ class KafkaSource(Receiver[KafkaRecord]):
         commit_timeout: seconds a commit may take; a commit that fails or times
             out is reported to the listeners (``on_receiver_error``) and covered by
             the next one, since each position holds every partition's offset.
+        columnar: store each fetch as one Arrow record batch with the columns
+            ``key``, ``value``, ``topic``, ``partition``, ``offset`` and
+            ``timestamp`` (``streamio[arrow]``; see
+            :class:`~streamio.connectors.kafka.decoding.ColumnDecoder`): no
+            :class:`KafkaRecord` is built, and ``stream.sql(...)`` queries the
+            batch as it came. Row-wise operators read each record as a dict.
         **consumer_config: any other ``aiokafka.AIOKafkaConsumer`` option, passed
             through: ``security_protocol``, ``ssl_context``, ``sasl_mechanism``,
             ``sasl_plain_username``, ``sasl_plain_password``, ``session_timeout_ms``,
@@ -191,6 +197,7 @@ class KafkaSource(Receiver[KafkaRecord]):
         max_backoff: float = 30.0,
         max_reconnects: int | None = None,
         commit_timeout: float = 10.0,
+        columnar: bool = False,
         **consumer_config: Any,
     ) -> None:
         self._topics, self._pattern = subscription(topics)
@@ -208,6 +215,11 @@ class KafkaSource(Receiver[KafkaRecord]):
         self._bootstrap_servers = bootstrap_servers
         self._auto_offset_reset = auto_offset_reset
         self._decoder = RecordDecoder(key_deserializer, value_deserializer)
+        self._columns = (
+            ColumnDecoder(key_deserializer, value_deserializer) if columnar else None
+        )
+        if self._columns is not None:
+            self.schema = self._columns.schema
         self._rate = (
             None
             if max_rate_per_partition is None
@@ -507,10 +519,12 @@ class KafkaSource(Receiver[KafkaRecord]):
 
     def _convert(
         self, consumer: AIOKafkaConsumer, fetched: Mapping[TopicPartition, list[Any]]
-    ) -> tuple[KafkaChunk, dict[TopicPartition, int]]:
-        """The records of a getmany (rate limits applied), as one chunk, and the
-        next offset per partition."""
+    ) -> tuple[Any, dict[TopicPartition, int]]:
+        """The records of a getmany (rate limits applied), as one chunk (a
+        KafkaChunk, or a record batch when columnar), and the next offset per
+        partition."""
         rows: list[tuple[Any, ...]] = []
+        columns: list[list[Any]] = []
         delivered: dict[TopicPartition, int] = {}
         offsets, rate, decoder = self._offsets, self._rate, self._decoder
         for tp, fetched_messages in fetched.items():
@@ -530,8 +544,13 @@ class KafkaSource(Receiver[KafkaRecord]):
                     self._flow.apply(consumer)
                 if not messages:
                     continue
-            decoder.extend(rows, tp, messages)
+            if self._columns is not None:
+                columns.append(self._columns.arrays(tp, messages))
+            else:
+                decoder.extend(rows, tp, messages)
             delivered[tp] = messages[-1].offset + 1
+        if self._columns is not None:
+            return (self._columns.batch(columns) if columns else KafkaChunk([])), delivered
         return KafkaChunk(rows), delivered
 
     def _fail(self, exc: BaseException, action: str) -> ConnectorError:
