@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import anyio
 
 from .chunk import LazyChunk
+from .columnar import arrow_chunk
 from .dstream import DStream
 from .errors import ContextStateError
 from .receiver import Receiver, ReceiverOutput
@@ -165,8 +166,9 @@ class PushReceiver(Receiver[T]):
         """Store ``records`` as one chunk in the stream's buffer; return once stored.
 
         Before the receiver runs (the context not started yet), the chunk waits
-        for it. A :class:`~streamio.LazyChunk` is stored as it is; anything else
-        is copied into a list first.
+        for it. A :class:`~streamio.LazyChunk` is stored as it is, and so is a
+        ``pyarrow.RecordBatch`` or ``Table`` (as Arrow data); anything else is
+        copied into a list first.
 
         Cancelling a ``send`` that waits withdraws its chunk if the receiver has
         not taken it yet (nothing of it is stored); once taken, the chunk is
@@ -178,7 +180,9 @@ class PushReceiver(Receiver[T]):
         """
         if self._ended:
             raise _refused(self._stream)
-        chunk = records if isinstance(records, LazyChunk) else list(records)
+        chunk: Sequence[T] | None = arrow_chunk(records)
+        if chunk is None:
+            chunk = records if isinstance(records, LazyChunk) else list(records)
         delivery = _Delivery(chunk)
         self._queue.append(delivery)
         if self._arrived is not None:

@@ -167,7 +167,8 @@ class KafkaSource(Receiver[KafkaRecord]):
             ``timestamp`` (``streamio[arrow]``; see
             :class:`~streamio.connectors.kafka.decoding.ColumnDecoder`): no
             :class:`KafkaRecord` is built, and ``stream.sql(...)`` queries the
-            batch as it came. Row-wise operators read each record as a dict.
+            batch as it came (quote ``"offset"`` there: a keyword of SQL).
+            Row-wise operators read each record as a dict.
         **consumer_config: any other ``aiokafka.AIOKafkaConsumer`` option, passed
             through: ``security_protocol``, ``ssl_context``, ``sasl_mechanism``,
             ``sasl_plain_username``, ``sasl_plain_password``, ``session_timeout_ms``,

@@ -68,12 +68,18 @@ def incoming(tmp_path: Path) -> Path:
 
 # -- directory source ------------------------------------------------------------------
 
+# Tests of the lines run row-wise and columnar (lines cut in Arrow): the same records.
+columnar = pytest.mark.parametrize("columnar", [False, True], ids=["rows", "columnar"])
 
-async def test_files_renamed_in_become_records_of_the_next_batch(incoming):
+
+@columnar
+async def test_files_renamed_in_become_records_of_the_next_batch(incoming, columnar):
     sink = ListSink()
     async with context() as ssc:
         # a long rescan interval: only the watcher can notice these files in time
-        lines = text_file_stream(ssc, incoming, pattern="*.txt", rescan_interval=60.0)
+        lines = text_file_stream(
+            ssc, incoming, pattern="*.txt", rescan_interval=60.0, columnar=columnar
+        )
         lines.foreach_batch(sink)
         await ssc.start()
         (incoming / "notes.log").write_text("not matching\n")
@@ -104,10 +110,11 @@ async def test_files_present_at_start(incoming, include_existing):
     assert sink.batches == [(1.0, expected)]
 
 
-async def test_line_ends_and_a_last_line_without_newline(incoming):
+@columnar
+async def test_line_ends_and_a_last_line_without_newline(incoming, columnar):
     sink = ListSink()
     async with context() as ssc:
-        lines = text_file_stream(ssc, incoming)
+        lines = text_file_stream(ssc, incoming, columnar=columnar)
         lines.foreach_batch(sink)
         await ssc.start()
         staging = incoming.parent
@@ -171,11 +178,12 @@ async def test_concurrent_writers_every_line_once_per_batch(incoming, tmp_path):
         assert all(numbers == list(range(lines_each)) for numbers in by_file.values())
 
 
-async def test_a_file_is_committed_when_its_last_line_is_output(incoming, tmp_path):
+@columnar
+async def test_a_file_is_committed_when_its_last_line_is_output(incoming, tmp_path, columnar):
     ledger = tmp_path / "ledger.json"
     sink = ListSink()
     async with context(buffer_capacity=10) as ssc:
-        source = DirectorySource(incoming, ledger=ledger)
+        source = DirectorySource(incoming, ledger=ledger, columnar=columnar)
         lines = ssc.receiver_stream(source)
         lines.foreach_batch(sink)
         await ssc.start()
@@ -322,10 +330,11 @@ async def test_a_name_that_left_the_directory_is_new_when_it_comes_back(incoming
     assert sink.batches == [(1.0, ["v1"]), (2.0, ["other"]), (3.0, ["v2"])]
 
 
-async def test_undecodable_file_fails_loudly_naming_it(incoming):
+@columnar
+async def test_undecodable_file_fails_loudly_naming_it(incoming, columnar):
     with pytest.raises(ReceiverError) as raised, anyio.fail_after(HANG_GUARD):
         async with context(max_receiver_restarts=0) as ssc:
-            text_file_stream(ssc, incoming).foreach_batch(ListSink())
+            text_file_stream(ssc, incoming, columnar=columnar).foreach_batch(ListSink())
             await ssc.start()
             (incoming.parent / "bad").write_bytes(b"ok\n\xff\xfe\n")
             os.replace(incoming.parent / "bad", incoming / "bad")
@@ -337,10 +346,11 @@ async def test_undecodable_file_fails_loudly_naming_it(incoming):
     assert "errors='replace'" in str(cause)
 
 
-async def test_undecodable_bytes_replaced_on_request(incoming):
+@columnar
+async def test_undecodable_bytes_replaced_on_request(incoming, columnar):
     sink = ListSink()
     async with context() as ssc:
-        lines = text_file_stream(ssc, incoming, errors="replace")
+        lines = text_file_stream(ssc, incoming, errors="replace", columnar=columnar)
         lines.foreach_batch(sink)
         await ssc.start()
         (incoming.parent / "bad").write_bytes(b"ok\n\xff\n")
@@ -348,6 +358,19 @@ async def test_undecodable_bytes_replaced_on_request(incoming):
         await wait_buffered(lines, 2)
         await step(ssc)
     assert sink.records == ["ok", "\ufffd"]
+
+
+async def test_columnar_files_are_queried_as_arrow_batches(incoming):
+    counts = ListSink()
+    async with context() as ssc:
+        lines = text_file_stream(ssc, incoming, columnar=True)
+        lines.sql("SELECT count(*) AS n, max(line) AS last FROM batch").foreach_batch(counts)
+        await ssc.start()
+        drop_file(incoming, "a", ["x", "y"])
+        drop_file(incoming, "b", ["z"])
+        await wait_buffered(lines, 3)
+        await step(ssc, 2)
+    assert counts.batches == [(1.0, [{"n": 3, "last": "z"}]), (2.0, [{"n": 0, "last": None}])]
 
 
 async def test_missing_directory_fails_loudly(tmp_path):

@@ -150,6 +150,102 @@ async def test_buffered_records_become_record_objects_only_when_a_batch_reads_th
     assert sorted(sink.records) == sorted([*range(250), *range(250)])
 
 
+async def test_a_columnar_source_stores_record_batches_and_builds_no_record(kafka):
+    import pyarrow as pa
+
+    topic = await kafka.topic(partitions=2)
+    stamp = 1_700_000_000_000
+    await kafka.produce(
+        topic,
+        [
+            {
+                "key": f"k{i}".encode(),
+                "value": f"v{i}".encode(),
+                "partition": i % 2,
+                "timestamp_ms": stamp + i,
+            }
+            for i in range(6)
+        ],
+    )
+    source = source_for(
+        kafka,
+        topic,
+        kafka.name("group"),
+        key_deserializer="str",
+        value_deserializer="str",
+        columnar=True,
+    )
+    tables: list[Any] = []
+    rows: ListSink[Any] = ListSink()
+    per_partition: ListSink[Any] = ListSink()
+    async with context() as ssc:
+        stream = source.stream(ssc)
+        stream.foreach_batch(tables.append, format="arrow")
+        stream.foreach_batch(rows)
+        stream.sql(
+            'SELECT partition, count(*) AS n, max("offset") AS last FROM batch '
+            "GROUP BY partition ORDER BY partition"
+        ).foreach_batch(per_partition)
+        before = record_objects()
+        await ssc.start()
+        await received(source, 6)
+        await step(ssc)
+        assert record_objects() == before  # no KafkaRecord, ever
+    [table] = tables
+    assert table.schema == pa.schema(
+        [
+            ("key", pa.string()),
+            ("value", pa.string()),
+            ("topic", pa.string()),
+            ("partition", pa.int32()),
+            ("offset", pa.int64()),
+            ("timestamp", pa.int64()),
+        ]
+    )
+    assert sorted(rows.records, key=lambda r: r["key"]) == [
+        {
+            "key": f"k{i}",
+            "value": f"v{i}",
+            "topic": topic,
+            "partition": i % 2,
+            "offset": i // 2,
+            "timestamp": stamp + i,
+        }
+        for i in range(6)
+    ]
+    assert per_partition.records == [
+        {"partition": 0, "n": 3, "last": 2},
+        {"partition": 1, "n": 3, "last": 2},
+    ]
+
+
+async def test_a_columnar_source_with_json_values_and_a_value_that_is_not_utf8(kafka):
+    topic = await kafka.topic()
+    messages = [{"value": b'{"n": 1}'}, {"key": b"k", "value": None}, {"value": b'{"n": 3}'}]
+    await kafka.produce(topic, messages)
+    source = source_for(kafka, topic, None, value_deserializer="json", columnar=True)
+    totals: ListSink[Any] = ListSink()
+    async with context() as ssc:
+        source.stream(ssc).sql(
+            "SELECT sum(value.n) AS total, count(key) AS keys FROM batch"
+        ).foreach_batch(totals)
+        await ssc.start()
+        await received(source, 3)
+        await step(ssc)
+    assert totals.records == [{"total": 4, "keys": 1}]
+
+    bad = await kafka.topic()
+    await kafka.produce(bad, [{"value": b"ok"}, {"value": b"\xff"}])
+    source = source_for(kafka, bad, None, value_deserializer="str", columnar=True)
+    with pytest.raises(ReceiverError) as info:
+        async with context(max_receiver_restarts=0) as ssc:
+            source.stream(ssc).foreach_batch(ListSink())
+            await ssc.start()
+            with anyio.fail_after(HANG_GUARD):
+                await anyio.sleep_forever()
+    assert f"{bad}[0] offset 1" in str(info.value.__cause__)
+
+
 async def test_a_restarted_consumer_resumes_after_the_committed_batch(kafka):
     topic = await kafka.topic(partitions=2)
     group = kafka.name("group")

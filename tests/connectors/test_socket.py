@@ -149,11 +149,15 @@ def context(**kwargs: Any) -> StreamingContext:
 
 # -- lines ----------------------------------------------------------------------------
 
+# The line tests run row-wise and columnar (lines cut in Arrow): the same records.
+columnar = pytest.mark.parametrize("columnar", [False, True], ids=["rows", "columnar"])
 
-async def test_each_batch_holds_the_lines_the_server_sent(server):
+
+@columnar
+async def test_each_batch_holds_the_lines_the_server_sent(server, columnar):
     sink = ListSink()
     async with context() as ssc:
-        lines = socket_text_stream(ssc, HOST, server.port)
+        lines = socket_text_stream(ssc, HOST, server.port, columnar=columnar)
         lines.foreach_batch(sink)
         await ssc.start()
         conn = await server.accept()
@@ -222,13 +226,16 @@ async def test_custom_separator_encoding_and_long_lines(server):
     assert sink.batches == [(1.0, ["a\r", "b", long_line])]
 
 
+@columnar
 @pytest.mark.parametrize("read_size", [3, 64])
 async def test_lines_longer_than_max_line_length_are_stored_in_pieces_and_counted(
-    server, read_size
+    server, read_size, columnar
 ):
     listener = ReceiverEvents()
     sink = ListSink()
-    source = SocketTextSource(HOST, server.port, max_line_length=4, read_size=read_size)
+    source = SocketTextSource(
+        HOST, server.port, max_line_length=4, read_size=read_size, columnar=columnar
+    )
     async with context() as ssc:
         ssc.add_listener(listener)
         lines = ssc.receiver_stream(source)
@@ -254,10 +261,13 @@ async def test_lines_longer_than_max_line_length_are_stored_in_pieces_and_counte
     assert "(4 characters)" in str(cut[0].error)
 
 
-async def test_a_separator_straddling_the_limit_still_ends_its_line(server):
+@columnar
+async def test_a_separator_straddling_the_limit_still_ends_its_line(server, columnar):
     sink = ListSink()
     async with context() as ssc:
-        lines = socket_text_stream(ssc, HOST, server.port, separator="||", max_line_length=3)
+        lines = socket_text_stream(
+            ssc, HOST, server.port, separator="||", max_line_length=3, columnar=columnar
+        )
         lines.foreach_batch(sink)
         await ssc.start()
         conn = await server.accept()
@@ -495,6 +505,30 @@ async def test_a_fast_server_is_throttled_by_tcp_and_memory_stays_bounded(server
 
 
 # -- configuration and lifecycle ------------------------------------------------------
+
+
+async def test_columnar_lines_are_arrow_batches_and_bad_utf8_is_replaced(server):
+    tables: list[Any] = []
+    counts = ListSink()
+    async with context() as ssc:
+        lines = socket_text_stream(ssc, HOST, server.port, columnar=True, separator="||")
+        lines.foreach_batch(tables.append, format="arrow")
+        lines.sql("SELECT count(*) AS n FROM batch").foreach_batch(counts)
+        await ssc.start()
+        conn = await server.accept()
+        await conn.send(b"ok||bad \xff byte||a\r||")
+        await wait_buffered(lines, 3)
+        await step(ssc, 2)
+    import pyarrow as pa
+
+    assert tables[0].schema == pa.schema([("line", pa.string())])
+    assert tables[0].column("line").to_pylist() == ["ok", "bad \ufffd byte", "a\r"]
+    assert counts.batches == [(1.0, [3]), (2.0, [0])]  # an empty batch is an empty table
+
+
+def test_columnar_needs_utf8():
+    with pytest.raises(ConfigurationError, match="columnar=True reads UTF-8"):
+        SocketTextSource(HOST, 9999, encoding="latin-1", columnar=True)
 
 
 @pytest.mark.parametrize(
