@@ -53,3 +53,35 @@ def test_readme_web_recipes_are_the_tested_example_modules(example):
     # tests/test_web_recipes.py runs these modules: README must show them as they are
     source = (README.parent / "tests" / "recipes" / example).read_text()
     assert source in blocks("python")
+
+
+def test_readme_sql_example_counts_words_as_the_row_wise_operators_do(capsys):
+    import pyarrow as pa
+
+    from streamio import run
+    from streamio.testing import collect_batches
+
+    (example,) = [block for block in blocks("python") if "def word_totals" in block]
+    namespace: dict[str, object] = {}
+    exec(example, namespace)
+    words = [["to", "be", "or", "not", "to", "be"], []]
+    totals = run(collect_batches(namespace["word_totals"], words), use_uvloop=False)
+    assert [sorted(r["total"] for r in batch) for batch in totals] == [[1, 1, 2, 2], []]
+    lines = [["a b a", "c a"]]
+    columnar = run(
+        collect_batches(
+            lambda s: namespace["top_words"](s.to_arrow(pa.schema([("line", pa.string())]))), lines
+        ),
+        use_uvloop=False,
+    )
+    assert columnar == [[{"word": "a", "n": 3}, {"word": "b", "n": 1}, {"word": "c", "n": 1}]]
+    run(
+        collect_batches(
+            lambda s: (
+                namespace["word_totals"](s).foreach_batch(namespace["show"], format="pandas") or s
+            ),
+            words[:1],
+        ),
+        use_uvloop=False,
+    )
+    assert "========= 1.0 =========" in capsys.readouterr().out
