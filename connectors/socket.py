@@ -408,7 +408,13 @@ class _ArrowLines:
         import pyarrow.compute as pc
 
         lines = arrow_lines(data, self._separator, self._errors, self._strip_cr)
-        if len(data) > self._limit and pc.max(pc.utf8_length(lines)).as_py() > self._limit:
+        limit = self._limit
+        # bytes first (from the offsets alone): a line has at least as many bytes as characters
+        if (
+            len(data) > limit
+            and pc.max(pc.binary_length(lines)).as_py() > limit
+            and pc.max(pc.utf8_length(lines)).as_py() > limit
+        ):
             lines = pa.array(self._cut_long(lines.to_pylist()), pa.string())
         self._cutting = False
         return pa.record_batch([lines], names=["line"])

@@ -247,6 +247,20 @@ async def test_an_empty_batch_is_an_empty_table_once_the_schema_is_known():
     assert sink.batches == [(1.0, []), (2.0, [1]), (3.0, [0])]
 
 
+async def test_a_schema_declared_by_the_receiver_makes_the_first_empty_batch_a_table():
+    class Lines(MemorySource[Any]):
+        schema = pa.schema([("line", pa.string())])
+
+    sink: ListSink[Any] = ListSink()
+    async with context() as ssc:
+        ssc.receiver_stream(Lines()).window(2.0).sql("SELECT count(*) FROM batch").foreach_batch(
+            sink
+        )
+        await ssc.start()
+        await step(ssc)
+    assert sink.batches == [(1.0, [0])]
+
+
 async def test_to_arrow_converts_with_a_schema_or_inferred_types():
     schema = pa.schema([("a", pa.int16()), ("b", pa.string())])
     got = await collect_batches(
@@ -321,6 +335,8 @@ def test_a_query_that_does_not_parse_fails_when_the_graph_is_built():
         ssc.sql("SELECT FROM WHERE", a=stream)
     with pytest.raises(ConfigurationError, match="needs the streams"):
         ssc.sql("SELECT 1")
+    with pytest.raises(ConfigurationError, match="different slide intervals"):
+        ssc.sql("SELECT * FROM a, b", a=stream, b=stream.window(2.0, 2.0))
     with pytest.raises(ConfigurationError, match="query string"):
         stream.sql(42)  # type: ignore[arg-type]
 
