@@ -46,10 +46,12 @@ __all__ = [
     "TableReader",
     "ToArrowNode",
     "arrow_chunk",
+    "check_schema",
     "declared_schema",
     "is_columnar",
     "key_rows",
     "require",
+    "split_evenly",
     "split_table",
     "to_table",
 ]
@@ -248,9 +250,10 @@ def declared_schema(node: Node) -> pa.Schema | None:
 class TableReader:
     """Reads the batches of one node as tables, for a columnar operator.
 
-    The schema of the last table read stands in for an empty batch's (before
-    any, the schema the node declares), so that a query over a quiet stream still
-    runs over an empty table: ``count(*)`` gives 0.
+    Rows are converted with the schema the node declares (``to_arrow``, the
+    receiver's), or inferred. An empty batch is an empty table of that schema, or
+    else of the last table read, so that a query over a quiet stream still runs:
+    ``count(*)`` gives 0.
     """
 
     def __init__(self, node: Node) -> None:
@@ -264,10 +267,12 @@ class TableReader:
         parts = await self.node.partitions(time)
         if parts is None:
             return False, None
-        schema = self._schema if self._schema is not None else declared_schema(self.node)
         with operator_failures(operator, time):
-            table = to_table(parts, schema)
-        if table is not None:
+            table = to_table(parts, declared_schema(self.node))
+        if table is None:
+            if self._schema is not None:  # only for an empty batch: rows are never forced
+                table = self._schema.empty_table()
+        else:
             self._schema = table.schema
         return True, table
 

@@ -261,6 +261,13 @@ async def test_a_schema_declared_by_the_receiver_makes_the_first_empty_batch_a_t
     assert sink.batches == [(1.0, [0])]
 
 
+async def test_each_row_wise_batch_gets_its_own_inferred_schema():
+    got = await collect_batches(
+        lambda s: s.sql("SELECT * FROM batch"), [[{"a": 1}], [], [{"a": 2, "b": "x"}]]
+    )
+    assert got == [[1], [], [{"a": 2, "b": "x"}]]  # one column: its values
+
+
 async def test_to_arrow_converts_with_a_schema_or_inferred_types():
     schema = pa.schema([("a", pa.int16()), ("b", pa.string())])
     got = await collect_batches(
