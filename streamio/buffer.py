@@ -34,7 +34,7 @@ import anyio
 import anyio.lowlevel
 
 from .chunk import LazyChunk, estimate_nbytes
-from .columnar import arrow_chunk
+from .columnar import as_chunk
 from .errors import ConfigurationError
 
 __all__ = ["DEFAULT_BUFFER_BYTES", "BufferStatistics", "ChunkBuffer"]
@@ -179,12 +179,9 @@ class ChunkBuffer(Generic[T]):
     def _chunk(records: Iterable[T]) -> tuple[Sequence[T], int]:
         """``records`` as they are stored (a list unless lazy or Arrow) and their
         estimated bytes."""
-        if isinstance(records, LazyChunk):
-            return records, max(0, int(records.nbytes))
-        arrow = arrow_chunk(records)
-        if arrow is not None:
-            return arrow, arrow.nbytes
-        chunk = list(records)
+        chunk = as_chunk(records)
+        if isinstance(chunk, LazyChunk):  # Arrow chunks too
+            return chunk, max(0, int(chunk.nbytes))
         return chunk, estimate_nbytes(chunk)
 
     async def put_many(self, records: Iterable[T], position: Any = None) -> None:

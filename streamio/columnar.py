@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .batch import Batch
@@ -46,6 +46,7 @@ __all__ = [
     "TableReader",
     "ToArrowNode",
     "arrow_chunk",
+    "as_chunk",
     "check_schema",
     "declared_schema",
     "is_columnar",
@@ -80,6 +81,16 @@ def arrow_chunk(records: Any) -> ArrowChunk | None:
     if pa is not None and isinstance(records, (pa.RecordBatch, pa.Table)):
         return ArrowChunk(records)
     return None
+
+
+def as_chunk(records: Iterable[Any]) -> Sequence[Any]:
+    """``records`` as a receiver's chunk is stored: Arrow data as an
+    :class:`ArrowChunk`, a :class:`~streamio.chunk.LazyChunk` as it is, anything
+    else copied into a list."""
+    arrow = arrow_chunk(records)
+    if arrow is not None:
+        return arrow
+    return records if isinstance(records, LazyChunk) else list(records)
 
 
 def is_columnar(partition: Any) -> bool:

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import anyio
 
-from .chunk import LazyChunk
-from .columnar import arrow_chunk
+from .columnar import as_chunk
 from .dstream import DStream
 from .errors import ContextStateError
 from .receiver import Receiver, ReceiverOutput
@@ -180,9 +179,7 @@ class PushReceiver(Receiver[T]):
         """
         if self._ended:
             raise _refused(self._stream)
-        chunk: Sequence[T] | None = arrow_chunk(records)
-        if chunk is None:
-            chunk = records if isinstance(records, LazyChunk) else list(records)
+        chunk = as_chunk(records)
         delivery = _Delivery(chunk)
         self._queue.append(delivery)
         if self._arrived is not None:

@@ -19,11 +19,11 @@ Drive time with :class:`ManualClock` so batch times and contents are exact::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
-from .chunk import LazyChunk
 from .clock import ManualClock
+from .columnar import as_chunk
 from .context import StreamingContext
 from .dstream import DStream
 from .errors import ConfigurationError
@@ -91,7 +91,7 @@ class MemorySource(PushReceiver[T]):
         self.restored = self.sent = self._skip = int(position)
 
     async def send(self, records: Iterable[T]) -> None:
-        chunk: Sequence[T] = records if isinstance(records, LazyChunk) else list(records)
+        chunk = as_chunk(records)
         if self._skip:
             skipped = min(self._skip, len(chunk))
             self._skip -= skipped
