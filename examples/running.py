@@ -48,34 +48,32 @@ def example_parser(module: str, doc: str | None, batch_interval: float) -> argpa
     return parser
 
 
-async def until_stopped(ssc: StreamingContext) -> None:
+async def until_stopped(
+    ssc: StreamingContext, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
     """Wait until ``ssc`` terminates: the first Ctrl-C (SIGINT) or SIGTERM stops it
     gracefully (what was received is processed and printed), a second one at once.
+
+    ``await task_group.start(until_stopped, ssc)`` returns once the signals are
+    caught.
 
     Raises:
         the error that stopped the context, as ``ssc.await_termination()`` does.
     """
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as tasks:
-            await tasks.start(_stop_on_signals, ssc, signals)
+            tasks.start_soon(_stop_on_signals, ssc, signals)
+            task_status.started()
             try:
                 await ssc.await_termination()
             finally:
                 tasks.cancel_scope.cancel()
 
 
-async def _stop_on_signals(
-    ssc: StreamingContext,
-    signals: AsyncIterator[signal.Signals],
-    *,
-    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    task_status.started()
+async def _stop_on_signals(ssc: StreamingContext, signals: AsyncIterator[signal.Signals]) -> None:
     graceful = True
     async for _ in signals:
         if graceful:
-            print(
-                "stopping: finishing the batches received (Ctrl-C again: at once)", file=sys.stderr
-            )
+            print("stopping: finishing the batches received (again: at once)", file=sys.stderr)
         ssc.stop(graceful=graceful)
         graceful = False
