@@ -4,6 +4,7 @@ as subprocesses, through ``python -m streamio example``)."""
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 import streamio.examples
 from streamio.__main__ import main
 from streamio.examples import EXAMPLES
+from streamio.examples.network_wordcount import network_wordcount
 
 FOLDER = Path(streamio.examples.__file__).parent
 
@@ -88,3 +90,10 @@ def test_an_example_prints_line_by_line(capsys):
     assert code == 0
     assert out.count("Time: ") == 5
     assert sys.stdout.line_buffering
+
+
+def test_readme_shows_network_wordcount_as_it_is():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert inspect.getsource(network_wordcount) in readme
+    for name in EXAMPLES:  # the table has a command for each
+        assert f"`streamio example {name} " in readme or f"`streamio example {name}`" in readme
