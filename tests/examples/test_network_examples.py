@@ -26,7 +26,8 @@ def check_batches(out: str) -> list[Block]:
 
 
 async def test_network_wordcount_counts_the_words_of_each_batch(line_server):
-    async with example("network_wordcount", "127.0.0.1", str(line_server.port)) as run:
+    # Spark's arguments: "localhost" (the server listens on 127.0.0.1 only)
+    async with example("network_wordcount", "localhost", str(line_server.port)) as run:
         connection = await line_server.accept()
         await connection.send(LINES)
         await run.blocks_until(lambda blocks: word_totals(blocks) == WORDS)
@@ -95,3 +96,15 @@ async def test_network_wordjoinsentiments_prints_the_five_happiest_words(line_se
         "sad (-2 happiness)",
     ]
     assert "Traceback" not in run.err
+
+
+async def test_network_wordcount_runs_on_sparks_one_second_grid_by_default(line_server):
+    async with example(
+        "network_wordcount", "localhost", str(line_server.port), interval=None
+    ) as run:
+        connection = await line_server.accept()
+        await connection.send(b"one second\n")
+        await run.blocks_until(lambda blocks: word_totals(blocks) == {"one": 1, "second": 1})
+        assert await run.stop() == 0
+    times = [block.time for block in check_batches(run.out)]
+    assert all(time == round(time) for time in times)  # whole seconds: 1 s batches
