@@ -415,7 +415,9 @@ def test_streamio_imports_nothing_from_the_connectors():
             else:
                 continue
             problems += [
-                f"{path}:{node.lineno}: {name}" for name in names if "connectors" in name.split(".")
+                f"{path}:{node.lineno}: {name}"
+                for name in names
+                if "connectors" in name.split(".")
             ]
     assert problems == []
 
