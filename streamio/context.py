@@ -39,6 +39,8 @@ from .checkpoint.settings import (
 )
 from .checks import check_number, check_whole_number
 from .clock import Clock, SystemClock
+from .dashboard import load as load_dashboard
+from .dashboard.monitor import Monitor
 from .dstream import DStream
 from .errors import ConfigurationError, ContextStateError
 from .executors import check_executor_setting
@@ -62,6 +64,16 @@ class ContextState(enum.Enum):
     INITIALIZED = "initialized"
     ACTIVE = "active"
     STOPPED = "stopped"
+
+
+def _check_port(port: Any) -> int | None:
+    """``dashboard``: None, or a TCP port (0 for a free one)."""
+    if port is None:
+        return None
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        msg = f"dashboard= must be a TCP port from 0 (a free one) to 65535, or None, not {port!r}"
+        raise ConfigurationError(msg)
+    return port
 
 
 def _check_restarts(max_restarts: Any, backoff: float) -> int | None:
@@ -127,6 +139,13 @@ class StreamingContext:
             ``distributed.Client``. Stages marked "process" use that executor (or
             the context's own pool when the default is "inline").
         max_workers: the size of the context's own process pool (default: CPUs).
+        dashboard: a port to serve the live dashboard (and Prometheus' ``/metrics``)
+            on 127.0.0.1 from ``start()`` until the context stops; 0 for a free
+            port (see :attr:`dashboard_url`). Needs ``streamio[dashboard]``. None
+            (the default): no server; ``dashboard_app()`` still gives the app to
+            mount in an application's own server.
+        retained_batches: how many completed batches the dashboard keeps (Spark's
+            ``spark.streaming.ui.retainedBatches``), which bounds its memory.
 
     Raises:
         ConfigurationError: for any invalid argument.
@@ -148,6 +167,8 @@ class StreamingContext:
         stop_timeout: float = 30.0,
         executor: Any = "inline",
         max_workers: int | None = None,
+        dashboard: int | None = None,
+        retained_batches: int = 1000,
     ) -> None:
         self._interval = check_number(batch_interval, "batch_interval")
         if clock is not None and not isinstance(clock, Clock):
@@ -179,6 +200,12 @@ class StreamingContext:
         self._never_started = anyio.Event()  # set when stopped before start()
         self._checkpoint: CheckpointSettings | None = None
         self._restore = False  # get_or_create() found a checkpoint to resume
+        self._retained_batches = check_whole_number(retained_batches, "retained_batches")
+        self._dashboard_port = _check_port(dashboard)
+        if dashboard is not None:
+            load_dashboard("app"), load_dashboard("server")  # a missing extra fails here
+        self._monitor: Monitor | None = None
+        self._dashboard_url: str | None = None
 
     # -- properties -------------------------------------------------------
 
@@ -207,6 +234,12 @@ class StreamingContext:
         of the ``async with`` block and out of ``await_termination()``.
         """
         return None if self._runtime is None else self._runtime.error
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """Where the dashboard is served (``http://127.0.0.1:PORT/``) once started with
+        ``dashboard=PORT``; None otherwise."""
+        return self._dashboard_url
 
     @property
     def last_batch(self) -> BatchInfo | None:
@@ -388,6 +421,42 @@ class StreamingContext:
         Any object works; the callbacks it lacks are skipped.
         """
         self._listeners.append(listener)
+
+    def dashboard_app(self) -> Any:
+        """The live dashboard of this context as an ASGI app, for an application to
+        mount in its own server: ``app.mount("/streamio", ssc.dashboard_app())``
+        (Starlette, FastAPI). It serves the page, its live event stream and
+        ``/metrics``, and only reads: nothing it serves changes the job. Call it
+        before ``start()``, so that it sees the job from its first batch.
+
+        Raises:
+            ConfigurationError: when ``streamio[dashboard]`` is not installed.
+            ContextStateError: once the context has started.
+        """
+        return load_dashboard("app").dashboard_app(self._monitoring())
+
+    def metrics_app(self) -> Any:
+        """The Prometheus exporter of this context alone, as an ASGI app
+        (``app.mount("/metrics", ssc.metrics_app())``). Call it before ``start()``.
+
+        Raises:
+            ConfigurationError: when ``streamio[metrics]`` is not installed.
+            ContextStateError: once the context has started.
+        """
+        return load_dashboard("exporter").metrics_app(self._monitoring())
+
+    def _monitoring(self) -> Monitor:
+        """The dashboard's monitor, created (and listening) on first use."""
+        if self._monitor is None:
+            if self._runtime is not None:
+                msg = (
+                    "the dashboard, metrics and to_dashboard() must be set up before "
+                    "start(), so that they see the job from its first batch"
+                )
+                raise ContextStateError(msg)
+            self._monitor = Monitor(self._graph, self._clock, self._retained_batches)
+            self._listeners.extend((self._monitor.registry, self._monitor))
+        return self._monitor
 
     def remember(self, duration: float) -> None:
         """Keep each stream's computed batches for ``duration`` seconds.
@@ -592,6 +661,11 @@ class StreamingContext:
             raise ConfigurationError(msg)
         for node in self._graph.nodes:
             self._check_checkpointable(node)
+        sock = None
+        if self._dashboard_port is not None:
+            self._monitoring()
+            sock = load_dashboard("server").bind(self._dashboard_port)
+            self._dashboard_url = "http://{}:{}/".format(*sock.getsockname())
         self._graph.frozen = True
         self._runtime = Runtime(
             self._graph,
@@ -606,9 +680,25 @@ class StreamingContext:
             restore=self._restore,
         )
         self._runtime.start(self._task_group)
+        if self._monitor is not None:
+            self._task_group.start_soon(self._run_monitor, self._monitor, self._runtime, sock)
         self._state = ContextState.ACTIVE
         StreamingContext._last_started = self
         return _Completion(self._runtime.wait_started)
+
+    async def _run_monitor(self, monitor: Monitor, runtime: Runtime, sock: Any) -> None:
+        """Until the job has terminated: serve the dashboard on ``sock`` (when
+        ``dashboard=`` was given), then tell the monitor's pages that it ended."""
+
+        async def job_ended() -> None:
+            await runtime.terminated.wait()
+            monitor.stop()
+
+        if sock is None:
+            await job_ended()
+        else:
+            app = load_dashboard("app").dashboard_app(monitor)
+            await load_dashboard("server").serve_app(app, sock, job_ended)
 
     def stop(self, graceful: bool = True) -> _Completion:
         """Stop the context.

@@ -934,6 +934,37 @@ class DStream(Generic[T]):
 
         OutputOperation(self._node, print_batch, "pprint", name)
 
+    def to_dashboard(
+        self, title: str, *, kind: str = "table", top: int = 10, name: str | None = None
+    ) -> None:
+        """Show every batch of this stream live on the context's dashboard.
+
+        ``kind``: "table" (the records as rows), "bar" ((label, number) pairs as
+        bars) or "line" (one point per batch: the sum of a stream of numbers
+        such as ``count()``, or one line per label of (label, number) pairs).
+        (label, number) pairs are ranked by their number, largest first, and
+        ``top`` rows, bars or lines are shown; other records keep their order.
+        An output operation, like ``pprint``: it only reads the batch. Its name
+        (in metrics) is ``name``, or the title. Add it before ``start()``.
+
+        Raises:
+            ConfigurationError: for an empty title, an unknown kind, or a
+                ``top`` that is not a whole number >= 1.
+        """
+        from .dashboard.panels import Panel
+
+        panel = Panel(title, kind, top, self._context._retained_batches)
+        monitor = self._context._monitoring()
+
+        def show(time: float, records: list[Any]) -> None:
+            panel.update(time, records)
+            monitor.changed()
+
+        if name is None:
+            name = self._node.graph.free_name(title)  # the panel's name in metrics
+        panel.name = OutputOperation(self._node, show, "to_dashboard", name).name
+        monitor.add_panel(panel)
+
 
 def _name_hidden_steps(result: DStream[Any], start: DStream[Any]) -> DStream[Any]:
     """Let the hidden steps of a composite operator (between ``start`` and
