@@ -692,13 +692,16 @@ class StreamingContext:
 
         async def job_ended() -> None:
             await runtime.terminated.wait()
-            monitor.stop()
+            monitor.stop()  # before the server stops: it waits for open streams
 
-        if sock is None:
-            await job_ended()
-        else:
-            app = load_dashboard("app").dashboard_app(monitor)
-            await load_dashboard("server").serve_app(app, sock, job_ended)
+        try:
+            if sock is None:
+                await job_ended()
+            else:
+                app = load_dashboard("app").dashboard_app(monitor)
+                await load_dashboard("server").serve_app(app, sock, job_ended)
+        finally:
+            monitor.stop()  # also when cancelled: the pages' event streams end
 
     def stop(self, graceful: bool = True) -> _Completion:
         """Stop the context.

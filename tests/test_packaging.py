@@ -135,6 +135,16 @@ def test_the_wheel_installs_every_module(wheel_venv, tmp_path):
     }
 
 
+def test_the_wheel_ships_the_dashboards_page(wheel_venv):
+    (site_packages,) = (wheel_venv / "lib").glob("python*/site-packages")
+    static = ROOT / "streamio" / "dashboard" / "static"
+    names = sorted(path.name for path in static.iterdir())
+    assert names == ["dashboard.css", "dashboard.js", "index.html"]
+    for name in names:
+        installed = site_packages / "streamio" / "dashboard" / "static" / name
+        assert installed.read_bytes() == (static / name).read_bytes()
+
+
 def test_the_wheel_installs_no_top_level_connectors(wheel_venv, tmp_path):
     result = probe(wheel_venv / "bin" / "python", tmp_path, ["streamio.connectors.kafka"])
     assert result["failed"] == {}

@@ -126,7 +126,7 @@ class Panel:
         for key, value in latest.items():
             if key not in self.series:
                 if len(self.series) >= self.top:
-                    continue  # lines beyond `top` are not drawn
+                    continue  # the first `top` labels seen get a line, no more
                 self.series[key] = deque(maxlen=self.retained)
             self.series[key].append((time, value))
 
@@ -142,7 +142,7 @@ class Panel:
             "version": self.version,
         }
         if self.kind == "line":
-            data["series"] = {key: list(points) for key, points in self.series.items()}
+            data["series"] = {key: [list(p) for p in points] for key, points in self.series.items()}
         else:
             data["rows"] = self.rows
         return data

@@ -20,6 +20,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
@@ -34,6 +35,8 @@ HOST = "127.0.0.1"
 # Seconds open connections get to finish once the job has stopped (the page's
 # event stream ends by itself when the job does).
 _GRACEFUL_TIMEOUT = 2.0
+# Seconds past that for the server's own cleanup (its lifespan shutdown).
+_STOP_MARGIN = 1.0
 
 
 def bind(port: int) -> socket.socket:
@@ -61,12 +64,30 @@ def bind(port: int) -> socket.socket:
 async def serve_app(
     app: Any, sock: socket.socket, shutdown_trigger: Callable[[], Awaitable[Any]]
 ) -> None:
-    """Serve ``app`` on ``sock`` until ``shutdown_trigger()`` returns, then stop
-    within a couple of seconds. ``sock`` belongs to the server from here on.
-    Cancellation stops the server at once."""
+    """Serve ``app`` on ``sock`` until ``shutdown_trigger()`` returns (or this is
+    cancelled), then stop: open connections get a couple of seconds to finish.
+    ``sock`` belongs to the server from here on.
+
+    The server runs shielded and is always stopped through its shutdown trigger,
+    within that deadline: Hypercorn cleans up after a shutdown, not after a
+    cancellation.
+    """
     config = Config()
     config.bind = [f"fd://{sock.detach()}"]
     config.accesslog = None
     config.errorlog = logger
     config.graceful_timeout = _GRACEFUL_TIMEOUT
-    await serve(app, config, shutdown_trigger=shutdown_trigger, mode="asgi")
+    stopping = anyio.Event()
+    shielded = anyio.CancelScope(shield=True)
+
+    async def server() -> None:
+        with shielded:
+            await serve(app, config, shutdown_trigger=stopping.wait, mode="asgi")
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(server)
+        try:
+            await shutdown_trigger()
+        finally:
+            stopping.set()
+            shielded.deadline = anyio.current_time() + _GRACEFUL_TIMEOUT + _STOP_MARGIN
