@@ -37,8 +37,12 @@ def _error_text(error: Any) -> str | None:
     return None if error is None else f"{type(error).__name__}: {error}"
 
 
-def batch_summary(info: BatchInfo) -> dict[str, Any]:
-    """One batch as the dashboard shows it (JSON-ready)."""
+def batch_summary(info: BatchInfo, graph: Graph) -> dict[str, Any]:
+    """One batch as the dashboard shows it (JSON-ready).
+
+    Its output operations are the ones the batch reports with their timings
+    (``BatchInfo.output_operations``), or else the graph's, untimed.
+    """
     outputs = [
         {
             "name": output.name,
@@ -53,6 +57,9 @@ def batch_summary(info: BatchInfo) -> dict[str, Any]:
             "error": _error_text(output.error),
         }
         for output in getattr(info, "output_operations", None) or ()
+    ] or [
+        {"name": o.name, "kind": o.kind, **dict.fromkeys(("start", "end", "duration", "error"))}
+        for o in graph.outputs
     ]
     checkpoint = getattr(info, "checkpoint", None)
     return {
@@ -138,7 +145,7 @@ class Monitor(StreamingListener):
 
     def on_batch_completed(self, info: BatchInfo) -> None:
         self.active.pop(info.batch_time, None)
-        self.completed[info.batch_time] = batch_summary(info)
+        self.completed[info.batch_time] = batch_summary(info, self.graph)
         self.completed.move_to_end(info.batch_time)
         while len(self.completed) > self.retained_batches:
             self.completed.popitem(last=False)

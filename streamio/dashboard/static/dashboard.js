@@ -21,6 +21,12 @@ function fmtTime(t) {
   return interval < 1 ? `${text}.${String(date.getMilliseconds()).padStart(3, "0")}` : text;
 }
 
+// A batch time on a chart's axis: the time of day (or a manual clock's seconds).
+function fmtClock(t) {
+  if (t < 1e8) return `${Number(t.toFixed(3))} s`;
+  return new Date(t * 1000).toLocaleTimeString(undefined, { hour12: false });
+}
+
 function fmtDuration(seconds) {
   if (seconds === null || seconds === undefined) return "–";
   if (seconds < 1) return `${(seconds * 1000).toFixed(seconds < 0.01 ? 2 : 0)} ms`;
@@ -79,7 +85,11 @@ function lineChart(points, { width = 360, height = 90, ref = null, label = "" } 
   if (ref !== null) {
     const y = sy(ref);
     chart.append(svg("line", { class: "ref", x1: pad.left, y1: y, x2: pad.left + w, y2: y }));
-    chart.append(svg("text", { x: pad.left + 4, y: y - 2 }, `batch interval ${label(ref)}`));
+    chart.append(svg("text", { x: pad.left + 4, y: y + 11 }, `batch interval ${label(ref)}`));
+  }
+  if (points.length) {
+    chart.append(svg("text", { x: pad.left, y: height - 2 }, fmtClock(x0)));
+    chart.append(svg("text", { x: width - pad.right, y: height - 2, "text-anchor": "end" }, fmtClock(x1)));
   }
   const drawn = points.filter((p) => p[1] !== null);
   if (drawn.length) {
@@ -309,7 +319,7 @@ function keyValueTable(object) {
 function renderBatchPage() {
   const match = /^#batch=(.+)$/.exec(location.hash);
   const page = document.getElementById("batch-page");
-  for (const id of ["statistics", "results", "inputs-section"]) document.getElementById(id).hidden = Boolean(match);
+  for (const section of document.querySelectorAll("#overview > :not(#batch-page)")) section.hidden = Boolean(match);
   if (!match) { page.hidden = true; return; }
   page.hidden = false;
   const time = Number(match[1]);
@@ -335,7 +345,7 @@ function renderBatchPage() {
     el("h3", {}, "Output operations"),
     outputs.length
       ? el("table", { id: "batch-outputs" }, el("thead", {}, el("tr", {}, ...["Output", "Kind", "Duration", "", "Status"].map((h) => el("th", {}, h)))), el("tbody", {}, ...outputs))
-      : el("p", { class: "legend" }, "No output operation timings in this version."),
+      : el("p", { class: "legend" }, "No output operation."),
     el("h3", {}, "Records per input"), keyValueTable(batch.records),
     el("h3", {}, "Input metadata"), el("pre", { id: "batch-metadata" }, JSON.stringify(batch.input_metadata, null, 2)),
     el("h3", {}, "Rate caps (records/s)"), keyValueTable(batch.rate_limits),
