@@ -8,7 +8,7 @@ import importlib
 import sys
 
 from .demo import run_demo
-from .errors import StreamioError
+from .errors import ConfigurationError, StreamioError
 from .runner import run
 
 
@@ -44,6 +44,20 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--interval", type=float, default=1.0, help="batch interval, seconds")
     demo.add_argument("--rate", type=int, default=5000, help="generated lines per second")
     demo.add_argument(
+        "--dashboard",
+        type=int,
+        metavar="PORT",
+        help="serve the live dashboard on 127.0.0.1:PORT (0: a free port); "
+        "needs streamio[dashboard]",
+    )
+    demo.add_argument(
+        "--live",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one live table in the terminal (needs rich) rather than printed batches "
+        "(default: when rich is installed and the output is a terminal)",
+    )
+    demo.add_argument(
         "--uvloop",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -64,7 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "example":
         return _example(example, args)
-    run(run_demo(args.seconds, args.interval, args.rate), use_uvloop=args.uvloop)
+    demo_job = run_demo(
+        args.seconds, args.interval, args.rate, dashboard=args.dashboard, live=args.live
+    )
+    try:
+        run(demo_job, use_uvloop=args.uvloop)
+    except ConfigurationError as exc:  # a setting to change: said without a traceback
+        parser.exit(2, f"streamio demo: {exc}\n")
     return 0
 
 
