@@ -203,7 +203,8 @@ class StreamingContext:
         self._retained_batches = check_whole_number(retained_batches, "retained_batches")
         self._dashboard_port = _check_port(dashboard)
         if dashboard is not None:
-            load_dashboard("app"), load_dashboard("server")  # a missing extra fails here
+            for module in ("app", "server"):
+                load_dashboard(module)  # a missing extra fails here, not at start()
         self._monitor: Monitor | None = None
         self._dashboard_url: str | None = None
 
