@@ -7,7 +7,7 @@ exporter (:mod:`streamio.dashboard.exporter`), the dashboard and the terminal
 demo. What a listener event cannot tell (buffer fill now, records each output
 was given) the readers take from the graph when they read.
 
-Fields that other parts of the runtime add to :class:`~streamio.BatchInfo`
+Fields of :class:`~streamio.BatchInfo` that other parts of the runtime are adding
 (``error``, ``rate_limits``, ``records_skipped``, ``records_dead_lettered``,
 ``output_operations``) are read when present, so the registry works with
 whichever of them the running version has.
@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from typing import Any
 
-from .listener import BatchInfo, ReceiverInfo, StreamingListener
+from .listener import BatchInfo, CheckpointInfo, ReceiverInfo, StreamingListener
 
 __all__ = ["DURATION_BUCKETS", "Histogram", "MetricsRegistry"]
 
@@ -91,7 +90,7 @@ class MetricsRegistry(StreamingListener):
         self.checkpoints = 0
         self.checkpoint_bytes = 0
         self.checkpoint_duration = Histogram()
-        self.last_checkpoint: Any = None
+        self.last_checkpoint: CheckpointInfo | None = None
 
     @property
     def records_total(self) -> int:
@@ -119,9 +118,8 @@ class MetricsRegistry(StreamingListener):
                 self.output_seconds[output.name] += output.end_time - output.start_time
             if output.error is not None:
                 self.output_errors[output.name] += 1
-        checkpoint = getattr(info, "checkpoint", None)
-        if checkpoint is not None and checkpoint is not self.last_checkpoint:
-            self.on_checkpoint_written(checkpoint)
+        if info.checkpoint is not None:
+            self.on_checkpoint_written(info.checkpoint)
 
     def on_receiver_started(self, info: ReceiverInfo) -> None:
         if info.attempt > 1:
@@ -130,8 +128,8 @@ class MetricsRegistry(StreamingListener):
     def on_receiver_error(self, info: ReceiverInfo) -> None:
         self.receiver_errors[info.stream] += 1
 
-    def on_checkpoint_written(self, info: Any) -> None:
-        """A checkpoint was written (``CheckpointInfo``: its duration and size).
+    def on_checkpoint_written(self, info: CheckpointInfo) -> None:
+        """A checkpoint was written: its duration and size.
 
         Counted once even when it is also reported on the batch's
         ``BatchInfo.checkpoint``.
@@ -140,7 +138,5 @@ class MetricsRegistry(StreamingListener):
             return
         self.last_checkpoint = info
         self.checkpoints += 1
-        self.checkpoint_bytes += getattr(info, "bytes_written", 0) or 0
-        duration = getattr(info, "duration", None)
-        if duration is not None:
-            self.checkpoint_duration.observe(duration)
+        self.checkpoint_bytes += info.bytes_written
+        self.checkpoint_duration.observe(info.duration)

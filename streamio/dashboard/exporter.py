@@ -212,11 +212,11 @@ class JobCollector:
                 "How long each checkpoint took to write.",
                 registry.checkpoint_duration,
             )
-            last: Any = registry.last_checkpoint
+            last = registry.last_checkpoint
             yield GaugeMetricFamily(
                 "streamio_checkpoint_last_bytes",
                 "Bytes written by the last checkpoint.",
-                value=getattr(last, "bytes_written", 0) or 0,
+                value=0 if last is None else last.bytes_written,
             )
 
 

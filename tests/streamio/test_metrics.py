@@ -159,3 +159,28 @@ async def test_the_exporter_is_set_up_before_start():
         ssc.start()
         with pytest.raises(ContextStateError, match="before start"):
             ssc.metrics_app()
+
+
+async def test_checkpoints_are_counted_with_their_size_and_duration(tmp_path):
+    clock = ManualClock()
+    with anyio.fail_after(HANG_GUARD):
+        async with StreamingContext(batch_interval=1.0, clock=clock, dashboard=0) as ssc:
+            ssc.checkpoint(tmp_path / "checkpoint", interval=1.0)
+            source: MemorySource[tuple[str, int]] = MemorySource()
+            pairs = ssc.receiver_stream(source, name="pairs")
+            pairs.update_state_by_key(lambda new, total: (total or 0) + sum(new)).foreach_batch(
+                ListSink(), name="totals"
+            )
+            await ssc.start()
+            for batch in ([("a", 1)], [("a", 2)], [("b", 1)]):
+                await source.send(batch)
+                await clock.advance(1.0)
+            metrics = await scrape(ssc.dashboard_url + "metrics")
+            async with httpx.AsyncClient(base_url=ssc.dashboard_url) as http:
+                state = (await http.get("api/state")).json()
+    assert metrics["streamio_checkpoints_total", ()] == 3
+    assert metrics["streamio_checkpoint_written_bytes_total", ()] > 0
+    assert metrics["streamio_checkpoint_duration_seconds_count", ()] == 3
+    assert metrics["streamio_checkpoint_last_bytes", ()] > 0
+    assert state["checkpoint"]["batch_time"] == 3.0 and state["checkpoint"]["count"] == 3
+    assert [batch["checkpoint"]["batch_time"] for batch in state["batches"]] == [1.0, 2.0, 3.0]
