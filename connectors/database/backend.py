@@ -63,8 +63,8 @@ class Backend(abc.ABC):
         self, connection: Any, job: str, batch_time: float, ranges: Sequence[OffsetRange]
     ) -> int:
         """Move each range's row to its until offset where it is stored at the
-        range's from offset (insert it where from is None and no row exists);
-        the number of rows moved or inserted."""
+        range's from offset, and insert the rows of those that have none; the
+        number of rows moved or inserted (``len(ranges)`` when all continue)."""
 
     @abc.abstractmethod
     async def stored_in(self, connection: Any, job: str) -> dict[tuple[str, int], int]:

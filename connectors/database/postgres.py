@@ -5,7 +5,8 @@ The connection handling is the PostgreSQL sink's
 needed, and a lost server retried with capped backoff, the whole transaction
 again. The fence is two statements whatever the number of partitions: an
 ``UPDATE ... FROM unnest(...)`` for the partitions with a known start and an
-``INSERT ... ON CONFLICT DO NOTHING`` for the new ones, each counted.
+``INSERT ... ON CONFLICT DO NOTHING`` of every partition (only those without a
+row are inserted), each counted.
 
 Under PostgreSQL's default isolation (read committed), an instance whose
 ``UPDATE`` meets rows another transaction is moving waits for it, then checks
@@ -107,7 +108,7 @@ class PostgresBackend(Backend):
         self, connection: Any, job: str, batch_time: float, ranges: Sequence[OffsetRange]
     ) -> int:
         known = [r for r in ranges if r[2] is not None]
-        new = [r for r in ranges if r[2] is None]
+        new = ranges  # those already moved conflict, and are not inserted
         moved = 0
         if known:
             status = await connection.execute(

@@ -313,13 +313,9 @@ class TransactionalSink(Sink[T], Generic[T]):
     ) -> str:
         details = []
         for (topic, partition), (stored, start) in mismatches.items():
-            if start is None:
-                what = f"stored up to {stored}, but this batch's start is unknown"
-            elif stored is None:
-                what = f"nothing stored, but this batch starts at {start}"
-            else:
-                what = f"stored up to {stored}, but this batch starts at {start}"
-            details.append(f"{topic}[{partition}]: {what}")
+            begins = "is unknown" if start is None else f"is {start}"
+            where = f"{topic}[{partition}]"
+            details.append(f"{where}: stored up to {stored}, this batch's start {begins}")
         return (
             f"{self!r} refused batch {batch_time}: the offsets in {self.backend.table!r} do "
             f"not continue where it starts ({'; '.join(details)}), so nothing of it was "

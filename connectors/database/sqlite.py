@@ -127,11 +127,7 @@ class SQLiteBackend(Backend):
             for topic, partition, start, until in ranges
             if start is not None
         ]
-        new = [
-            (job, topic, partition, until, batch_time)
-            for topic, partition, start, until in ranges
-            if start is None
-        ]
+        new = [(job, topic, partition, until, batch_time) for topic, partition, _, until in ranges]
         moved = 0
         for statement, rows in ((self._update, known), (self._insert, new)):
             if rows:
