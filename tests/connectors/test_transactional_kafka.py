@@ -166,7 +166,7 @@ async def test_a_zombie_instance_of_the_job_is_fenced(kafka, target):
                 await received(source, 6)
             await step(ssc_live)
             await step(ssc_zombie)
-            with pytest.raises(OperatorError) as caught:
+            with pytest.raises(OperatorError) as caught, anyio.fail_after(HANG_GUARD):
                 await ssc_zombie.await_termination()
         assert await live.stored_offsets() == {(topic, 0): 8, (topic, 1): 8}
     fence = caught.value.__cause__

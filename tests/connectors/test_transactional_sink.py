@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from streamio import ConfigurationError, OperatorError, StreamingContext
@@ -98,7 +99,7 @@ async def test_a_second_instance_of_the_job_is_fenced(tmp_path):
             await source.send(["x", "y"])
         await step(ssc1)
         await step(ssc2)
-        with pytest.raises(OperatorError) as caught:
+        with pytest.raises(OperatorError) as caught, anyio.fail_after(10):
             await ssc2.await_termination()
         await sources[0].send(["z"])
         await step(ssc1)
