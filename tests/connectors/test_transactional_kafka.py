@@ -2,7 +2,9 @@
 fixture's, initdb'd and run as a non-root user), with the test broker: a job
 stopped mid-stream and started again from the stored offsets writes each record
 once; a second instance of the job is fenced; a write that fails rolls back
-results and offsets, and the next run reads those records again."""
+results and offsets, and the next run reads those records again. And the
+PostgreSQL retries: a connection lost inside the transaction, and one lost
+after the server committed (through a proxy that cuts it there)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import pytest
 from streamio import OperatorError, StreamingContext
 from streamio.connectors.database import FenceError, TransactionalSink
 from streamio.connectors.kafka import KafkaSource
-from streamio.testing import ManualClock, step
+from streamio.testing import ManualClock, MemorySource, step
 
 pytestmark = pytest.mark.asyncio(loop_factories=["uvloop"])
 
@@ -204,3 +206,98 @@ async def test_a_failed_write_rolls_back_and_the_next_run_reads_its_records_agai
         assert await sink.stored_offsets() == {(topic, 0): 4, (topic, 1): 4}
         assert source.statistics().received == 4  # v4..v7 again, from the stored offsets
     assert sorted(await target.values()) == expected(0, 8)
+
+
+async def test_a_lost_postgresql_connection_retries_the_whole_transaction(postgres_server):
+    """A connection lost inside the transaction rolls it back; the retry on a new
+    connection writes the batch, once."""
+    target = Target("postgres", Path(), postgres_server)
+    await target.create()
+    job = f"lost-{next(_tables)}"
+    calls = 0
+
+    async def write(connection: Any, batch_time: float, values: list[str]) -> None:
+        nonlocal calls
+        calls += 1
+        await connection.executemany(target.insert, [(v, batch_time) for v in values])
+        if calls == 1:
+            raise ConnectionResetError("the connection went away")
+
+    sink = TransactionalSink.postgres(postgres_server.url, write, job=job, retry_backoff=0.01)
+    async with sink, context() as ssc:
+        source: MemorySource[str] = MemorySource()
+        ssc.receiver_stream(source, name="lines").foreach_batch(sink)
+        await ssc.start()
+        await source.send(["a", "b"])
+        await step(ssc)
+        assert await sink.stored_offsets() == {("lines", 0): 2}
+    assert calls == 2
+    assert sorted(await target.values()) == ["a", "b"]
+
+
+class CommitResponseDropper:
+    """A TCP proxy to PostgreSQL that, once, forwards a COMMIT and then cuts the
+    connection instead of passing the server's answer on: the transaction is
+    committed, and the client sees a lost connection."""
+
+    def __init__(self, server_port: int) -> None:
+        self.server_port = server_port
+        self.armed = True
+        self.dropped = anyio.Event()
+
+    async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        from anyio.abc import SocketAttribute
+
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        task_status.started(listener.extra(SocketAttribute.local_port))
+        await listener.serve(self._relay)
+
+    async def _relay(self, client: Any) -> None:
+        async with client, await anyio.connect_tcp("127.0.0.1", self.server_port) as server:
+            swallow = anyio.Event()
+            async with anyio.create_task_group() as relay:
+
+                async def to_client() -> None:
+                    async for data in server:
+                        if swallow.is_set():  # the answer to the COMMIT
+                            self.dropped.set()
+                            relay.cancel_scope.cancel()
+                            return
+                        await client.send(data)
+
+                relay.start_soon(to_client)
+                async for data in client:
+                    if self.armed and b"COMMIT" in data:
+                        self.armed = False
+                        swallow.set()
+                    await server.send(data)
+                relay.cancel_scope.cancel()
+
+
+async def test_a_retry_after_a_commit_whose_answer_was_lost_writes_nothing_more(postgres_server):
+    target = Target("postgres", Path(), postgres_server)
+    await target.create()
+    job = f"committed-{next(_tables)}"
+    dropper = CommitResponseDropper(int(postgres_server.url.rsplit(":", 1)[1].split("/")[0]))
+    calls = 0
+
+    async def write(connection: Any, batch_time: float, values: list[str]) -> None:
+        nonlocal calls
+        calls += 1
+        await connection.executemany(target.insert, [(v, batch_time) for v in values])
+
+    async with anyio.create_task_group() as proxy:
+        port = await proxy.start(dropper.serve)
+        dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        sink = TransactionalSink.postgres(dsn, write, job=job, retry_backoff=0.01, ssl=False)
+        async with sink, context() as ssc:
+            source: MemorySource[str] = MemorySource()
+            ssc.receiver_stream(source, name="lines").foreach_batch(sink)
+            await ssc.start()
+            await source.send(["a", "b"])
+            await step(ssc)
+            assert dropper.dropped.is_set()
+            assert await sink.stored_offsets() == {("lines", 0): 2}
+        proxy.cancel_scope.cancel()
+    assert calls == 1  # the retry found the batch's offsets stored: no second write
+    assert sorted(await target.values()) == ["a", "b"]
