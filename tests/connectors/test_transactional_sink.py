@@ -156,3 +156,24 @@ async def test_a_write_the_database_refuses_fails_the_batch_and_writes_nothing(t
         assert await sink.stored_offsets() == {}
     assert not caught.value.__cause__.retriable
     assert rows(path, "SELECT * FROM words") == []
+
+
+async def test_a_database_locked_by_another_writer_fails_the_batch_as_retriable(tmp_path):
+    path = database(tmp_path)
+    sink = TransactionalSink.sqlite(path, write_words, job="words", busy_timeout=0.05)
+    async with sink:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock
+        try:
+            with pytest.raises(OperatorError, match="stayed locked by another writer") as caught:
+                async with context() as ssc:
+                    source: MemorySource[str] = MemorySource()
+                    ssc.receiver_stream(source, name="lines").foreach_batch(sink)
+                    await ssc.start()
+                    await source.send(["a"])
+                    await step(ssc)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert caught.value.__cause__.retriable
+        assert await sink.stored_offsets() == {}
