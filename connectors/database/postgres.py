@@ -3,10 +3,11 @@
 The connection handling is the PostgreSQL sink's
 (:class:`~streamio.connectors.postgres.PostgresConnection`): made when first
 needed, and a lost server retried with capped backoff, the whole transaction
-again. The fence is two statements whatever the number of partitions: an
-``UPDATE ... FROM unnest(...)`` for the partitions with a known start and an
-``INSERT ... ON CONFLICT DO NOTHING`` of every partition (only those without a
-row are inserted), each counted.
+again. The fence is one statement whatever the number of partitions, an
+``UPDATE ... FROM unnest(...)`` of the partitions with a known start, counted;
+only when it moved fewer rows than the batch has partitions, an ``INSERT ... ON
+CONFLICT DO NOTHING`` of them all adds the rows missing (those that exist do
+not continue, and are left as they are).
 
 Under PostgreSQL's default isolation (read committed), an instance whose
 ``UPDATE`` meets rows another transaction is moving waits for it, then checks
@@ -108,7 +109,6 @@ class PostgresBackend(Backend):
         self, connection: Any, job: str, batch_time: float, ranges: Sequence[OffsetRange]
     ) -> int:
         known = [r for r in ranges if r[2] is not None]
-        new = ranges  # those already moved conflict, and are not inserted
         moved = 0
         if known:
             status = await connection.execute(
@@ -120,15 +120,15 @@ class PostgresBackend(Backend):
                 [r[2] for r in known],
                 [r[3] for r in known],
             )
-            moved += _count(status)
-        if new:
+            moved = _count(status)
+        if moved < len(ranges):  # rows missing or not continuing: insert those missing
             status = await connection.execute(
                 self._insert,
                 job,
                 batch_time,
-                [r[0] for r in new],
-                [r[1] for r in new],
-                [r[3] for r in new],
+                [r[0] for r in ranges],
+                [r[1] for r in ranges],
+                [r[3] for r in ranges],
             )
             moved += _count(status)
         return moved

@@ -127,13 +127,16 @@ class SQLiteBackend(Backend):
             for topic, partition, start, until in ranges
             if start is not None
         ]
-        new = [(job, topic, partition, until, batch_time) for topic, partition, _, until in ranges]
         moved = 0
-        for statement, rows in ((self._update, known), (self._insert, new)):
-            if rows:
-                cursor = await connection.executemany(statement, rows)
-                moved += cursor.rowcount
-                await cursor.close()
+        if known:
+            cursor = await connection.executemany(self._update, known)
+            moved = cursor.rowcount
+            await cursor.close()
+        if moved < len(ranges):  # rows missing or not continuing: insert those missing
+            rows = [(job, topic, part, until, batch_time) for topic, part, _, until in ranges]
+            cursor = await connection.executemany(self._insert, rows)
+            moved += cursor.rowcount
+            await cursor.close()
         return moved
 
     async def aclose(self) -> None:
