@@ -18,6 +18,7 @@ from .errors import (
     StreamioError,
 )
 from .event_time import EventWindow
+from .inputs import SourceRange
 from .listener import BatchInfo, CheckpointInfo, ReceiverInfo, StreamingListener
 from .receiver import Receiver, ReceiverOutput
 from .runner import run
@@ -44,6 +45,7 @@ __all__ = [
     "ReceiverError",
     "ReceiverInfo",
     "ReceiverOutput",
+    "SourceRange",
     "StreamingContext",
     "StreamingListener",
     "StreamioError",

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from .abc import Sink
 from .batch import combine_partition, concat_lists, group_partition, reduce_partition
 from .buffer import BufferStatistics, ChunkBuffer
 from .checks import check_number, check_whole_number
@@ -28,6 +29,7 @@ from .errors import ConfigurationError, ContextStateError
 from .event_time import EventTimeWindowNode, EventWindow, SessionWindowNode
 from .functions import accepts, check_async_function, check_function, describe
 from .graph import Node
+from .inputs import SourceRange, source_ranges
 from .nodes import (
     AsyncMapNode,
     CogroupNode,
@@ -144,6 +146,25 @@ class DStream(Generic[T]):
         returns once the receiver is held back by a full buffer.
         """
         await self._buffer().wait_until(predicate)
+
+    def source_ranges(self, batch_time: float) -> dict[str, SourceRange]:
+        """The source positions the batch at ``batch_time`` covers, for every input
+        stream upstream of this one, by name: Spark's ``HasOffsetRanges``.
+
+        Each :class:`~streamio.SourceRange` gives the position the input had
+        reached before the batch and the one the batch reaches (Kafka offsets,
+        a sequence number: whatever its receiver stores). Unlike Spark's, it works
+        after any operator: a batch time is one cut of every input. A window's
+        batch reads earlier batches too, but its ranges are those cut at
+        ``batch_time``. An output stores them with its results, in the same
+        transaction, to write each record exactly once.
+
+        Ask while the batch is output (in its ``foreach_batch`` call).
+
+        Raises:
+            ContextStateError: for a batch that is not being output now.
+        """
+        return source_ranges(self._node, batch_time)
 
     def _wrap(self, node: Node) -> DStream[Any]:
         return DStream(self._context, node)
@@ -908,9 +929,13 @@ class DStream(Generic[T]):
 
         ``fn`` may be ``async def``; the batch counts as done when it returns.
         Output operations run in registration order, one batch after the other.
+        A :class:`~streamio.abc.Sink` is first told which stream it writes
+        (:meth:`~streamio.abc.Sink.attach`).
         """
         with_time = _with_time(fn, "foreach_batch", 1)
         call = fn if with_time else (lambda time, records: fn(records))
+        if isinstance(fn, Sink):
+            fn.attach(self)
         OutputOperation(self._node, call, "foreach_batch", name, user_fn=fn)
 
     def pprint(self, num: int = 10, *, name: str | None = None) -> None:

@@ -8,19 +8,58 @@ batch reached so it can be committed once the batch's outputs have finished.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .batch import Batch, split_chunks
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ContextStateError
 from .graph import Graph, Node
 
 if TYPE_CHECKING:
     from .buffer import ChunkBuffer
     from .receiver import Receiver
 
-__all__ = ["InputNode", "QueueInputNode", "ReceiverInputNode", "check_queue_item"]
+__all__ = [
+    "InputNode",
+    "QueueInputNode",
+    "ReceiverInputNode",
+    "SourceRange",
+    "check_queue_item",
+    "source_ranges",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRange:
+    """The source positions one batch of one input stream covers: Spark's
+    ``OffsetRange``, for any receiver's positions.
+
+    An output learns them with ``stream.source_ranges(batch_time)`` to store them
+    with its results (in one transaction, as
+    :class:`~streamio.connectors.database.TransactionalSink` does).
+
+    Attributes:
+        stream: the input stream's name.
+        batch_time: the batch.
+        start: the position the stream had reached before this batch (the end of
+            its previous batch that had one), or None when none had yet in this
+            run.
+        end: the position this batch reaches (the last one its receiver stored
+            with the batch's records); ``start`` itself when the batch took no
+            new position (no records, or a receiver that stores none).
+    """
+
+    stream: str
+    batch_time: float
+    start: Any
+    end: Any
+
+    @property
+    def advanced(self) -> bool:
+        """Whether the batch moved the stream's position."""
+        return self.end is not self.start
 
 
 class InputNode(Node):
@@ -31,12 +70,17 @@ class InputNode(Node):
     def __init__(self, graph: Graph, name: str | None) -> None:
         super().__init__(graph, (), name)
         self.positions: dict[float, Any] = {}
+        self.reached: Any = None  # the position of the last batch cut that had one
+        self.last_range: SourceRange | None = None  # that of the last batch cut
 
     def cut(self, time: float) -> Batch[Any]:
         """Take this tick's records (called by the scheduler)."""
         chunks, position = self.take()
+        start = self.reached
         if position is not None:
             self.positions[time] = position
+            self.reached = position
+        self.last_range = SourceRange(self.name, time, start, self.reached)
         batch = Batch(time, split_chunks(chunks, self.graph.partition_size))
         self._generated[time] = batch
         return batch
@@ -168,3 +212,29 @@ class ReceiverInputNode(InputNode):
             await self._committing.wait()
 
 
+
+
+def source_ranges(node: Node, time: float) -> dict[str, SourceRange]:
+    """The source range of batch ``time`` of every input stream upstream of ``node``.
+
+    Raises:
+        ContextStateError: when ``time`` is not the batch being output now.
+    """
+    ranges: dict[str, SourceRange] = {}
+    pending, seen = [node], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, InputNode):
+            found = current.last_range
+            if found is None or found.batch_time != time:
+                msg = (
+                    f"the source ranges of batch {time} of {current.name!r} are not known: "
+                    "ask for them while that batch is output (in its foreach_batch call)"
+                )
+                raise ContextStateError(msg)
+            ranges[current.name] = found
+        pending.extend(current.parents)
+    return ranges

@@ -33,6 +33,7 @@ PUBLIC_NAMES = {
     "ReceiverError",
     "ReceiverInfo",
     "ReceiverOutput",
+    "SourceRange",
     "StreamingContext",
     "StreamingListener",
     "State",
@@ -55,6 +56,7 @@ ABC_NAMES = {
     "ReceiverInfo",
     "ReceiverOutput",
     "Sink",
+    "SourceRange",
     "StreamingListener",
     "Timer",
 }

@@ -111,6 +111,12 @@ class _BatchCuts(StreamingListener):
 class KafkaSource(Receiver[KafkaRecord]):
     """Consumes Kafka topics as a member of a consumer group.
 
+    ``start_offsets`` starts partitions at offsets stored elsewhere (with the
+    results, by :class:`~streamio.connectors.database.TransactionalSink`), as a
+    checkpoint's restore does. Without a group, a restarted source resumes after
+    the records it had stored. Each position knows where each partition's reading
+    began (:meth:`KafkaPosition.offset_ranges`).
+
     With checkpointing on (``ssc.checkpoint(directory)``), offsets are committed
     for the group once a checkpoint covers them, and a job resumed from a
     checkpoint reads each partition from the checkpoint's offset, not the
@@ -162,6 +168,13 @@ class KafkaSource(Receiver[KafkaRecord]):
         commit_timeout: seconds a commit may take; a commit that fails or times
             out is reported to the listeners (``on_receiver_error``) and covered by
             the next one, since each position holds every partition's offset.
+        start_offsets: where to start reading partitions, overriding the group's
+            committed offsets and ``auto_offset_reset``: ``{TopicPartition(topic,
+            partition): next offset}`` (or ``(topic, partition)`` keys), as a
+            restore does (:meth:`restore`); others start as usual. Give it the
+            offsets stored with the results, as
+            :meth:`~streamio.connectors.database.TransactionalSink.stored_offsets`
+            returns them (Spark's "your own data store" recipe).
         **consumer_config: any other ``aiokafka.AIOKafkaConsumer`` option, passed
             through: ``security_protocol``, ``ssl_context``, ``sasl_mechanism``,
             ``sasl_plain_username``, ``sasl_plain_password``, ``session_timeout_ms``,
@@ -191,6 +204,7 @@ class KafkaSource(Receiver[KafkaRecord]):
         max_backoff: float = 30.0,
         max_reconnects: int | None = None,
         commit_timeout: float = 10.0,
+        start_offsets: Mapping[tuple[str, int], int] | None = None,
         **consumer_config: Any,
     ) -> None:
         self._topics, self._pattern = subscription(topics)
@@ -249,7 +263,34 @@ class KafkaSource(Receiver[KafkaRecord]):
         # Offsets a checkpoint restored, per partition: read from there, not from the
         # group's offsets, until a commit has stored them (or later ones) for the group.
         self._restored: dict[TopicPartition, int] = {}
+        if start_offsets is not None:
+            self._restored.update(self._checked_offsets(start_offsets, ConfigurationError))
         self._changed: anyio.Event | None = None
+
+    def _checked_offsets(
+        self, offsets: Any, error: Callable[[str], Exception]
+    ) -> dict[TopicPartition, int]:
+        """``offsets`` as ``TopicPartition -> offset``, or ``error`` saying what is wrong."""
+        if not isinstance(offsets, Mapping):
+            msg = f"start offsets must map (topic, partition) to an offset, not {offsets!r}"
+            raise error(msg)
+        checked = {}
+        for key, offset in offsets.items():
+            if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str)
+                    and isinstance(key[1], int) and not isinstance(key[1], bool)):  # fmt: skip
+                msg = f"a start offset's key must be (topic, partition), not {key!r}"
+                raise error(msg)
+            if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+                msg = f"the start offset of {key[0]}[{key[1]}] must be an int >= 0, not {offset!r}"
+                raise error(msg)
+            if self._pattern is None and key[0] not in self._topics:
+                msg = (
+                    f"a start offset names topic {key[0]!r}, which this source does not "
+                    f"read (topics {list(self._topics)!r})"
+                )
+                raise error(msg)
+            checked[TopicPartition(key[0], key[1])] = offset
+        return checked
 
     def __repr__(self) -> str:
         what = (
@@ -462,11 +503,18 @@ class KafkaSource(Receiver[KafkaRecord]):
             raise error
 
     async def restore(self, position: Any) -> None:
-        """Resume from a checkpoint: each partition of ``position`` is read from
-        its offset there (the next record after the checkpoint's batch) when it
-        is assigned, whatever the group committed."""
-        if isinstance(position, Mapping):
-            self._restored = {tp: int(offset) for tp, offset in position.items()}
+        """Resume from a checkpoint: each partition of ``position`` (a
+        :class:`KafkaPosition`, or any mapping of ``(topic, partition)`` to the next
+        offset) is read from its offset there (the next record after the
+        checkpoint's batch) when it is assigned, whatever the group committed.
+
+        Raises:
+            ConnectorError: (not retriable) for a position that is not such a
+                mapping, or names a topic this source does not read.
+        """
+        self._restored.update(
+            self._checked_offsets(position, lambda msg: ConnectorError(msg, retriable=False))
+        )
 
     async def commit(self, position: Any) -> None:
         """Commit the offsets of ``position`` for the group: every output of the
@@ -531,6 +579,7 @@ class KafkaSource(Receiver[KafkaRecord]):
                 if not messages:
                     continue
             decoder.extend(rows, tp, messages)
+            offsets.started(tp, messages[0].offset)
             delivered[tp] = messages[-1].offset + 1
         return KafkaChunk(rows), delivered
 
@@ -546,7 +595,7 @@ class KafkaSource(Receiver[KafkaRecord]):
         self, consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition], count: bool = True
     ) -> bool:
         """Take on ``partitions``; True when one was sought to a restored offset."""
-        if consumer is not self._consumer:
+        if self._consumer is None or consumer is not self._consumer:
             return False
         partitions = list(partitions)
         self._offsets.assigned(partitions, count=count)
@@ -558,10 +607,12 @@ class KafkaSource(Receiver[KafkaRecord]):
         return sought
 
     def _seek_restored(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
-        """Seek the partitions a checkpoint restored to its offsets; whether any was."""
+        """Seek the partitions a checkpoint restored (or ``start_offsets`` named) to
+        their offsets, where their reading now begins; whether any was."""
         restored = [tp for tp in partitions if tp in self._restored]
         for tp in restored:
             consumer.seek(tp, self._restored[tp])
+            self._offsets.sought(tp, self._restored[tp])
         return bool(restored)
 
     def _revoked(self, consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> None:
@@ -593,6 +644,9 @@ class KafkaSource(Receiver[KafkaRecord]):
         """Leave the group and close ``consumer``; forget what it held. Idempotent."""
         if self._consumer is consumer:
             self._consumer = None
+            if self._group_id is None:
+                # nobody else reads these partitions: a restart goes on from here
+                self._restored.update(self._offsets.delivered())
             self._offsets.clear()
             if self._rate is not None:
                 self._rate.clear()

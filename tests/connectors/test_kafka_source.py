@@ -22,7 +22,13 @@ from streamio import (
     StreamingContext,
     StreamingListener,
 )
-from streamio.connectors.kafka import KafkaRecord, KafkaSource, TopicPartition, kafka_stream
+from streamio.connectors.kafka import (
+    KafkaPosition,
+    KafkaRecord,
+    KafkaSource,
+    TopicPartition,
+    kafka_stream,
+)
 from streamio.connectors.kafka.testing import create_topic, start_broker
 from streamio.errors import ConnectorError
 from streamio.testing import ListSink, ManualClock, step
@@ -163,6 +169,21 @@ async def test_a_restarted_consumer_resumes_after_the_committed_batch(kafka):
     assert sorted(r.value for r in second) == ["v4", "v5", "v6"]
     assert sorted((r.partition, r.offset) for r in second) == [(0, 2), (0, 3), (1, 2)]
     assert await kafka.committed(group, topic, 2) == [4, 3]
+
+
+async def test_a_restored_source_reads_from_the_position_not_the_groups_offsets(kafka):
+    topic = await kafka.topic(partitions=2)
+    group = kafka.name("group")
+    await kafka.produce(topic, values(0, 8, partitions=2))
+    await one_batch(source_for(kafka, topic, group), 8)
+    assert await kafka.committed(group, topic, 2) == [4, 4]
+    source = source_for(kafka, topic, group, value_deserializer="str")
+    # as a job resumed from a checkpoint taken when partition 0 was at 1, 1 at 3
+    await source.restore(KafkaPosition({TopicPartition(topic, 0): (1, 7), (topic, 1): (3, 9)}))
+    again = await one_batch(source, 4)
+    assert sorted((r.partition, r.offset) for r in again) == [(0, 1), (0, 2), (0, 3), (1, 3)]
+    with pytest.raises(ConnectorError, match="start offsets must map"):
+        await source.restore(12)
 
 
 async def test_a_graceful_stop_commits_the_records_it_drains(kafka):
@@ -533,3 +554,50 @@ async def test_max_reconnects_hands_the_outage_to_the_runtime(kafka):
     assert all(isinstance(e, ConnectorError) and e.retriable for e in errors)
     assert "unreachable" in str(errors[0])
     assert source.statistics().closed
+
+
+async def test_a_restarted_source_without_a_group_resumes_after_what_it_stored(kafka):
+    """Nobody else reads its partitions: after a receiver restart the source goes
+    on after the records it had stored (still buffered), not at auto_offset_reset."""
+    with start_broker() as broker:  # a broker of its own, to freeze
+        servers = broker.bootstrap_servers
+        topic = kafka.name("topic")
+        await create_topic(servers, topic)
+        await kafka.on(servers).produce(topic, values(0, 3))
+        source = KafkaSource(
+            topic,
+            group_id=None,
+            bootstrap_servers=servers,
+            auto_offset_reset="earliest",
+            value_deserializer="str",
+            broker_check_interval=0.2,
+            reconnect_backoff=0.2,
+            max_backoff=0.4,
+            max_reconnects=0,  # the first failed check restarts the receiver
+            request_timeout_ms=1000,
+        )
+        outage = anyio.Event()
+
+        class Outage(ReceiverEvents):
+            def on_receiver_error(self, info: ReceiverInfo) -> None:
+                super().on_receiver_error(info)
+                outage.set()  # reported just before run() raises (max_reconnects=0)
+
+        listener = Outage()
+        sink: ListSink[str] = ListSink()
+        async with context(max_receiver_restarts=100) as ssc:
+            ssc.add_listener(listener)
+            source.stream(ssc).map(lambda r: r.value).foreach_batch(sink)
+            await ssc.start()
+            await received(source, 3)  # buffered, not yet in a batch
+            os.kill(broker.pid, signal.SIGSTOP)
+            try:
+                with anyio.fail_after(HANG_GUARD):
+                    await outage.wait()
+            finally:
+                os.kill(broker.pid, signal.SIGCONT)
+            await kafka.on(servers).produce(topic, values(3, 6))
+            await received(source, 6)
+            await step(ssc)
+    assert len(listener.started) >= 2  # restarted
+    assert sink.records == ["v0", "v1", "v2", "v3", "v4", "v5"]
