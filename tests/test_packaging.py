@@ -105,7 +105,7 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=base)
     python = venv / "bin" / "python"
     run(sys.executable, "-m", "pip", "--python", python, "install", "-q",
-        f"{wheel}[kafka,files,ml,redis,nats,mqtt,zeromq,postgres]", cwd=base)  # fmt: skip
+        f"{wheel}[kafka,files,ml,redis,nats,mqtt,zeromq,postgres,kinesis]", cwd=base)  # fmt: skip
     return venv
 
 
