@@ -11,7 +11,8 @@ finished: the records of one partition key keep their order across a reshard.
 
 While the buffer is full, a shard's reader waits to store its chunk and calls
 ``GetRecords`` no more: records stay in Kinesis, and memory is bounded by the
-buffer and one chunk per shard. A caught-up shard is polled every
+buffer and one chunk per shard. Chunks are stored one at a time, so that each
+chunk's position covers exactly the chunks stored before it. A caught-up shard is polled every
 ``poll_interval`` seconds (Kinesis allows 5 ``GetRecords`` a second per shard);
 a throttled call waits and is retried. A lost endpoint is reported to the
 listeners (``on_receiver_error``, with ``info.extra["endpoint"]``) and retried with
@@ -154,6 +155,7 @@ class KinesisSource(Receiver[KinesisRecord]):
         self._read: KinesisPosition = {}
         self._planned = False  # the first listing has given every shard its start
         self._reading: set[str] = set()
+        self._storing = anyio.Lock()
         self._committed: KinesisPosition | None = None
         self._received = 0
         self._skipped = 0
@@ -407,8 +409,9 @@ class KinesisSource(Receiver[KinesisRecord]):
                 await self._store(output, shard_id, records)
             iterator = reply.get("NextShardIterator")
             if iterator is None:  # closed and read to its end
-                self._read[shard_id] = SHARD_END
-                await output.put_many([], dict(self._read))  # the position learns it
+                async with self._storing:
+                    self._read[shard_id] = SHARD_END
+                    await output.put_many([], dict(self._read))  # the position learns it
             elif not records or not reply.get("MillisBehindLatest"):
                 await anyio.sleep(self._poll)  # caught up
             self._changes.notify()
@@ -432,17 +435,20 @@ class KinesisSource(Receiver[KinesisRecord]):
         except Exception:
             chunk = await self._one_by_one(output, shard_id, records)
         last = str(records[-1]["SequenceNumber"])
-        position = {**self._read, shard_id: last}
-        self._received += len(chunk)
-        self._blocked = output.statistics().would_wait(len(chunk))
-        if self._blocked:  # the put waits for a batch to free space: visible to tests
-            self._changes.notify()
-        try:
-            await output.put_many(chunk, position)
-        finally:  # a cancelled put still stores the chunk
-            self._read[shard_id] = last
-            self._blocked = False
-            self._changes.notify()
+        # one put at a time: each position then holds exactly the chunks stored
+        # before it, whichever shard they came from
+        async with self._storing:
+            position = {**self._read, shard_id: last}
+            self._received += len(chunk)
+            self._blocked = output.statistics().would_wait(len(chunk))
+            if self._blocked:  # the put waits for a batch to free space: visible to tests
+                self._changes.notify()
+            try:
+                await output.put_many(chunk, position)
+            finally:  # a cancelled put still stores the chunk
+                self._read[shard_id] = last
+                self._blocked = False
+                self._changes.notify()
 
     async def _one_by_one(
         self, output: ReceiverOutput[KinesisRecord], shard_id: str, records: list[Any]
