@@ -98,8 +98,7 @@ class KinesisSink(Sink[Any]):
         self._key = partition_key
         self._serialize = resolve_serializer(value_serializer, "value_serializer")
         self._attempts = check_whole_number(max_attempts, "max_attempts")
-        ReconnectBackoff(retry_backoff, max_backoff, None)  # checks both
-        self._retry_backoff, self._max_backoff = retry_backoff, max_backoff
+        self._retry = ReconnectBackoff(retry_backoff, max_backoff, None)  # checked here
         self._kinesis = KinesisClient(
             region_name=region_name,
             endpoint_url=endpoint_url,
@@ -167,7 +166,7 @@ class KinesisSink(Sink[Any]):
 
     async def _put(self, client: Any, entries: list[dict[str, Any]]) -> None:
         """One ``PutRecords`` of ``entries``, its failed records retried."""
-        backoff = ReconnectBackoff(self._retry_backoff, self._max_backoff, self._attempts - 1)
+        backoff = ReconnectBackoff(self._retry.initial, self._retry.maximum, self._attempts - 1)
         pending = entries
         while True:
             reasons: collections.Counter[str] = collections.Counter()

@@ -16,7 +16,9 @@ chunk's position covers exactly the chunks stored before it. A caught-up shard i
 ``poll_interval`` seconds (Kinesis allows 5 ``GetRecords`` a second per shard);
 a throttled call waits and is retried. A lost endpoint is reported to the
 listeners (``on_receiver_error``, with ``info.extra["endpoint"]``) and retried with
-capped exponential backoff, each shard resuming after the last record it stored.
+capped exponential backoff, each shard resuming after the last record it stored; so
+is a stream not found while it is read (deleted, or being created again). A stream
+missing at the start fails at once.
 
 Kinesis keeps no consumer offsets (KCL keeps them in a DynamoDB table of its own):
 the source's position lives in streamio's checkpoint. With checkpointing on, a job
