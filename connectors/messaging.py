@@ -1,4 +1,4 @@
-"""What the message-broker connectors share (Redis Streams, NATS, MQTT, ZeroMQ).
+"""What the message-broker connectors share (Redis Streams, NATS, MQTT, ZeroMQ, Kinesis).
 
 - **Payload deserializers**: ``"bytes"``, ``"str"`` (UTF-8, strict), ``"json"`` or any
   function of the bytes, checked when the source is built; and serializers for the

@@ -104,7 +104,7 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (wheel,) = dist.glob("streamio-*.whl")
     run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=base)
     python = venv / "bin" / "python"
-    extras = "kafka,files,ml,redis,nats,mqtt,zeromq,postgres,dashboard,sqlite"
+    extras = "kafka,files,ml,redis,nats,mqtt,zeromq,postgres,dashboard,sqlite,kinesis"
     run(sys.executable, "-m", "pip", "--python", python, "install", "-q",
         f"{wheel}[{extras}]", cwd=base)  # fmt: skip
     return venv
