@@ -127,6 +127,14 @@ class StreamingContext:
             ``distributed.Client``. Stages marked "process" use that executor (or
             the context's own pool when the default is "inline").
         max_workers: the size of the context's own process pool (default: CPUs).
+        on_batch_error: what a batch whose outputs raise does to the context.
+            ``"stop"`` (the default): the context stops, and the error is raised out
+            of ``await_termination()`` and the block. ``"continue"`` (Spark's
+            behaviour): the batch is reported (listeners' ``on_batch_completed``
+            with ``info.error`` set, and a log line), its source positions are not
+            committed on their own (the next successful batch's commit covers
+            them), the next batches run, and the next ``await_termination()``
+            raises the error once (the block's exit raises it if nothing did).
 
     Raises:
         ConfigurationError: for any invalid argument.
@@ -148,8 +156,17 @@ class StreamingContext:
         stop_timeout: float = 30.0,
         executor: Any = "inline",
         max_workers: int | None = None,
+        on_batch_error: str = "stop",
     ) -> None:
         self._interval = check_number(batch_interval, "batch_interval")
+        if on_batch_error not in ("stop", "continue"):
+            msg = (
+                'on_batch_error must be "stop" (stop the context at the first failed '
+                'batch) or "continue" (report it and run the next batches), not '
+                f"{on_batch_error!r}"
+            )
+            raise ConfigurationError(msg)
+        self._on_batch_error = on_batch_error
         if clock is not None and not isinstance(clock, Clock):
             msg = f"clock must have now() and timer() (see streamio.clock.Clock), not {clock!r}"
             raise ConfigurationError(msg)
@@ -556,7 +573,8 @@ class StreamingContext:
             raise single from single.__cause__
         finally:
             self._state = ContextState.STOPPED
-        error = None if self._runtime is None else self._runtime.take_error()
+        runtime = self._runtime
+        error = None if runtime is None else runtime.take_error() or runtime.take_batch_error()
         if error is not None:
             raise error
         return suppressed
@@ -604,6 +622,7 @@ class StreamingContext:
             max_workers=self._max_workers,
             checkpoint=self._checkpoint,
             restore=self._restore,
+            on_batch_error=self._on_batch_error,
         )
         self._runtime.start(self._task_group)
         self._state = ContextState.ACTIVE
@@ -655,7 +674,9 @@ class StreamingContext:
 
         Raises:
             the error that stopped the context (OperatorError, ReceiverError,
-                StopTimeoutError, ...).
+                StopTimeoutError, ...); with ``on_batch_error="continue"``, the
+                error of a batch that failed since the last call (at once, even
+                if the batch failed before this call; the context keeps running).
             ContextStateError: if the context was never started, or when awaited
                 from a task of the context's own job, which would wait for itself.
         """
@@ -675,9 +696,12 @@ class StreamingContext:
         runtime.waiters += 1
         try:
             async with move_on_after(self._clock, timeout):
-                await runtime.terminated.wait()
+                await runtime.wait_terminated_or_failed()
         finally:
             runtime.waiters -= 1
+        batch_error = runtime.take_batch_error()
+        if batch_error is not None:
+            raise batch_error
         if not runtime.terminated.is_set():
             return False
         error = runtime.take_error()

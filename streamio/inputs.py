@@ -52,6 +52,11 @@ class InputNode(Node):
     async def commit(self, time: float) -> None:
         """Every output of batch ``time`` finished: pass its position to the source."""
 
+    def skip_commit(self, time: float) -> None:
+        """Batch ``time`` failed (``on_batch_error="continue"``): its position is
+        not committed on its own; the next successful batch's commit covers it."""
+        self.positions.pop(time, None)
+
     async def compute(self, time: float) -> Batch[Any] | None:
         return Batch(time, [[]])
 
@@ -126,6 +131,9 @@ class ReceiverInputNode(InputNode):
         self.max_records_per_batch = max_records_per_batch
         self._last_committed: Any = None
         self._committing: anyio.Event | None = None  # set at the next commit
+        # The position of a failed batch (on_batch_error="continue"), committed by
+        # the next successful one when that one brings no position of its own.
+        self._uncommitted: Any = None
 
     def take(self) -> tuple[list[Sequence[Any]], Any]:
         return self.buffer.take(self.max_records_per_batch)
@@ -135,6 +143,9 @@ class ReceiverInputNode(InputNode):
 
     async def commit(self, time: float) -> None:
         position = self.positions.pop(time, None)
+        if position is None:  # a batch without records: a failed one's position, if any
+            position = self._uncommitted
+        self._uncommitted = None
         if position is not None:
             await self.commit_position(position)
 
@@ -154,6 +165,11 @@ class ReceiverInputNode(InputNode):
         if self._committing is not None:
             self._committing.set()
             self._committing = None
+
+    def skip_commit(self, time: float) -> None:
+        position = self.positions.pop(time, None)
+        if position is not None:
+            self._uncommitted = position
 
     async def wait_committed(self, position: Any) -> None:
         """Return once ``position`` (the object the receiver stored) has been committed.

@@ -52,6 +52,9 @@ class Scheduler:
         clock: where time, and the graceful stop's deadline, come from.
         listeners: told of every batch.
         stop_timeout: seconds of ``clock`` time a graceful stop may take.
+        on_batch_error: None to fail on a batch whose outputs raise (the context
+            stops: ``on_batch_error="stop"``); else called with the error of each
+            failed batch, and the next batches run (``"continue"``).
     """
 
     def __init__(
@@ -60,8 +63,10 @@ class Scheduler:
         clock: Clock,
         listeners: Sequence[StreamingListener],
         stop_timeout: float,
+        on_batch_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.graph = graph
+        self.on_batch_error = on_batch_error
         self.clock = clock
         self.listeners = listeners
         self.interval = graph.batch_interval
@@ -241,16 +246,31 @@ class Scheduler:
         info.processing_start_time = clock.now()
         if listeners:
             await notify(listeners, "on_batch_started", info)
-        for output in self.graph.outputs:
-            await output.run(time)
-        if self.checkpointer is None:
-            for node in self.inputs:
-                await node.commit(time)
+        try:
+            for output in self.graph.outputs:
+                await output.run(time)
+        except Exception as exc:
+            if self.on_batch_error is None:
+                raise
+            # on_batch_error="continue": the batch is reported and the next ones run;
+            # its positions are covered by the next successful batch's commit (or,
+            # with checkpointing, by the next checkpoint's)
+            info.error = exc
+            if self.checkpointer is None:
+                for node in self.inputs:
+                    node.skip_commit(time)
             self.graph.forget(time)
+            logger.error("batch %s failed, continuing with the next: %s", time, exc)
+            self.on_batch_error(exc)
         else:
-            self.graph.forget(time)  # what is left is what later batches need
-            if self.checkpointer.due(time):
-                await self._checkpoint(info)
+            if self.checkpointer is None:
+                for node in self.inputs:
+                    await node.commit(time)
+                self.graph.forget(time)
+            else:
+                self.graph.forget(time)  # what is left is what later batches need
+                if self.checkpointer.due(time):
+                    await self._checkpoint(info)
         self._running = None
         info.processing_end_time = clock.now()
         self.last_batch = info
