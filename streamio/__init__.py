@@ -19,6 +19,7 @@ from .errors import (
 from .event_time import EventWindow
 from .listener import BatchInfo, ReceiverInfo, StreamingListener
 from .receiver import Receiver, ReceiverOutput
+from .record_errors import DeadLetter
 from .runner import run
 from .sources import PushStream
 from .state import State, StateSpec
@@ -32,6 +33,7 @@ __all__ = [
     "ContextState",
     "ContextStateError",
     "DStream",
+    "DeadLetter",
     "EventWindow",
     "LazyChunk",
     "ManualClock",

@@ -48,6 +48,11 @@ class BatchInfo:
         error: the exception that failed the batch, when an output failed and the
             context runs with ``on_batch_error="continue"``; None for a batch that
             succeeded.
+        records_skipped: records left out by ``on_error="skip"`` (operators) or a
+            source's ``on_deserialize_error="skip"`` in this batch, by operator or
+            input stream name (only those that skipped any).
+        records_dead_lettered: records sent to a ``dead_letters()`` stream in this
+            batch, by operator or input stream name.
     """
 
     batch_time: float
@@ -57,6 +62,8 @@ class BatchInfo:
     processing_end_time: float | None = None
     checkpoint: CheckpointInfo | None = None
     error: BaseException | None = None
+    records_skipped: dict[str, int] = field(default_factory=dict)
+    records_dead_lettered: dict[str, int] = field(default_factory=dict)
 
     @property
     def num_records(self) -> int:

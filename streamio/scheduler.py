@@ -272,6 +272,7 @@ class Scheduler:
                 if self.checkpointer.due(time):
                     await self._checkpoint(info)
         self._running = None
+        info.records_skipped, info.records_dead_lettered = self.graph.drops.take()
         info.processing_end_time = clock.now()
         self.last_batch = info
         if listeners:

@@ -22,6 +22,7 @@ PUBLIC_NAMES = {
     "ContextState",
     "ContextStateError",
     "DStream",
+    "DeadLetter",
     "EventWindow",
     "LazyChunk",
     "ManualClock",
