@@ -48,6 +48,7 @@ from .listener import BatchInfo, StreamingListener
 from .nodes import UnionNode
 from .receiver import Receiver
 from .runtime import Runtime, single_error
+from .signals import STOP_ON_SIGNALS, watch_signals
 from .sources import AsyncIterableReceiver, PushReceiver, PushStream
 from .timeouts import move_on_after
 
@@ -196,6 +197,10 @@ class StreamingContext:
         self._never_started = anyio.Event()  # set when stopped before start()
         self._checkpoint: CheckpointSettings | None = None
         self._restore = False  # get_or_create() found a checkpoint to resume
+        # set by start(), or by leaving the block (or stop()) before it: the signal
+        # watcher then waits for the runtime's end, or ends
+        self._started_or_left = anyio.Event()
+        self._signals_watched: anyio.Event | None = None
 
     # -- properties -------------------------------------------------------
 
@@ -550,6 +555,8 @@ class StreamingContext:
             raise ContextStateError("a StreamingContext can be entered only once")
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
+        if STOP_ON_SIGNALS.get():
+            self.stop_on_signals()
         return self
 
     async def __aexit__(
@@ -559,6 +566,7 @@ class StreamingContext:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._task_group is not None
+        self._started_or_left.set()
         if self.state is ContextState.ACTIVE:
             self._request_stop(graceful=exc_type is None)
         try:
@@ -627,6 +635,7 @@ class StreamingContext:
         self._runtime.start(self._task_group)
         self._state = ContextState.ACTIVE
         StreamingContext._last_started = self
+        self._started_or_left.set()
         return _Completion(self._runtime.wait_started)
 
     def stop(self, graceful: bool = True) -> _Completion:
@@ -653,7 +662,49 @@ class StreamingContext:
         elif self._state is ContextState.INITIALIZED:
             self._state = ContextState.STOPPED
             self._never_started.set()
+            self._started_or_left.set()
         return _Completion(self._wait_stopped)
+
+    def stop_on_signals(self) -> _Completion:
+        """Stop gracefully on SIGTERM or SIGINT, and at once on a second one.
+
+        For an application that owns its process (a service under systemd or
+        Kubernetes, a command run in a terminal): the first signal stops the
+        context as :meth:`stop` does (receivers stop receiving, the buffered
+        batches are processed and committed, within ``stop_timeout``), so
+        ``await_termination()`` returns and the block exits normally; a second
+        one stops it at once (``stop(graceful=False)``). The signals are watched
+        by a task of the context's task group until the context has terminated;
+        their previous handlers are back then. ``streamio.run(main,
+        stop_on_signals=True)`` does this for every context ``main`` enters.
+
+        Returns at once; ``await ssc.stop_on_signals()`` also waits until the
+        signals are watched. A second call does nothing more.
+
+        Raises:
+            ContextStateError: outside ``async with``, or once the context stopped.
+        """
+        if self._task_group is None:
+            msg = "stop_on_signals() needs a running context: call it inside `async with`"
+            raise ContextStateError(msg)
+        if self.state is ContextState.STOPPED:
+            raise ContextStateError("stop_on_signals() on a context that has stopped")
+        if self._signals_watched is None:
+            self._signals_watched = anyio.Event()
+            self._task_group.start_soon(
+                watch_signals, self._signal_stop, self._terminated, self._signals_watched
+            )
+        return _Completion(self._signals_watched.wait)
+
+    def _signal_stop(self, graceful: bool) -> None:
+        if self.state is ContextState.ACTIVE:
+            self._request_stop(graceful)
+
+    async def _terminated(self) -> None:
+        """Return once the context has terminated, or was left without starting."""
+        await self._started_or_left.wait()
+        if self._runtime is not None:
+            await self._runtime.terminated.wait()
 
     async def _wait_stopped(self) -> None:
         if self._runtime is None:

@@ -3,7 +3,8 @@
 Needs no outside service: :class:`SentenceReceiver` makes up lines of text at a
 steady rate, the job counts words per batch, prints the top words of each batch
 with Spark's ``pprint`` layout and one line of metrics per batch, and stops
-gracefully after a few seconds.
+gracefully after a few seconds, or at SIGTERM or Ctrl-C (the command runs it with
+``stop_on_signals=True``; a second signal stops it at once).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def _top_words(pairs: list[tuple[str, int]]) -> list[tuple[str, int]]:
 
 
 async def run_demo(seconds: float = 5.0, interval: float = 1.0, rate: int = 5000) -> None:
-    """Run the live word count for ``seconds``, then stop gracefully."""
+    """Run the live word count for ``seconds`` (0: until stopped), then stop gracefully."""
     async with StreamingContext(batch_interval=interval) as ssc:
         lines = ssc.receiver_stream(SentenceReceiver(rate), name="sentences")
         counts = (
@@ -89,6 +90,7 @@ async def run_demo(seconds: float = 5.0, interval: float = 1.0, rate: int = 5000
         counts.transform(_top_words, name="top").pprint(5)
         ssc.add_listener(_PrintMetrics())
         await ssc.start()
-        print(f"counting words for {seconds:g} s, one batch every {interval:g} s ...\n")
-        await ssc.await_termination(timeout=seconds)
+        how_long = f"for {seconds:g} s" if seconds > 0 else "until SIGTERM or Ctrl-C"
+        print(f"counting words {how_long}, one batch every {interval:g} s ...\n")
+        await ssc.await_termination(timeout=seconds if seconds > 0 else None)
     print("stopped cleanly")
