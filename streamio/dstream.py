@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from .batch import combine_partition, concat_lists, group_partition, reduce_partition
 from .buffer import BufferStatistics, ChunkBuffer
-from .checks import check_number, check_whole_number
+from .checks import OnError, check_number, check_on_error, check_whole_number
 from .errors import ConfigurationError, ContextStateError
 from .event_time import EventTimeWindowNode, EventWindow, SessionWindowNode
 from .functions import accepts, check_async_function, check_function, describe
@@ -41,7 +41,7 @@ from .nodes import (
     UnionNode,
 )
 from .outputs import OutputOperation
-from .record_errors import DeadLetter, DeadLetterOwner, OnError, check_on_error
+from .record_errors import DeadLetter, DeadLetterOwner
 from .state import (
     MapWithStateNode,
     SideOutputNode,
@@ -162,7 +162,7 @@ class DStream(Generic[T]):
         if executor not in (None, "inline", "process"):
             msg = f'{kind}(): executor= must be "inline" or "process", not {executor!r}'
             raise ConfigurationError(msg)
-        policy = check_on_error(on_error, kind)
+        policy = check_on_error(on_error, f"{kind}(): on_error")
         return self._wrap(NarrowNode(self._node, kind, fn, user_fn, name, executor, policy))
 
     def _other(self, other: Any, operator: str) -> Node:

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .batch import Batch, PartitionFn, compose
+from .checks import OnError
 from .errors import ConfigurationError, ContextStateError
 from .functions import Ops, operator_failures
-from .record_errors import Drops, GuardedStage, OnError, Stage, record_rejected
+from .record_errors import Drops, GuardedStage, Stage, record_rejected
 
 if TYPE_CHECKING:
     from .checkpoint.keyed import KeyedChanges

@@ -7,6 +7,7 @@ batch reached so it can be committed once the batch's outputs have finished.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,12 +16,15 @@ import anyio
 from .batch import Batch, split_chunks
 from .errors import ConfigurationError
 from .graph import Graph, Node
+from .record_errors import DeadLetter, DeadLetterOwner, RejectedRecords
 
 if TYPE_CHECKING:
     from .buffer import ChunkBuffer
     from .receiver import Receiver
 
 __all__ = ["InputNode", "QueueInputNode", "ReceiverInputNode", "check_queue_item"]
+
+logger = logging.getLogger(__name__)
 
 
 class InputNode(Node):
@@ -108,11 +112,13 @@ def check_queue_item(item: Any, stream: str) -> Iterable[Any]:
     return item
 
 
-class ReceiverInputNode(InputNode):
+class ReceiverInputNode(InputNode, DeadLetterOwner):
     """A stream fed by a receiver task through a bounded buffer.
 
     It tells the receiver's supervisor when a position has been committed, so
     that a receiver whose source ended is closed only after its last commit.
+    The records the receiver refused since the last cut are counted in the
+    batch it cuts, and dead letters become that batch's ``dead_letters()``.
     """
 
     kind = "receiver_stream"
@@ -134,6 +140,32 @@ class ReceiverInputNode(InputNode):
         # The position of a failed batch (on_batch_error="continue"), committed by
         # the next successful one when that one brings no position of its own.
         self._uncommitted: Any = None
+        self.rejected = RejectedRecords()  # filled through the receiver's output
+        self.init_dead_letters()
+
+    def sends_dead_letters(self) -> bool:
+        return self.receiver.sends_dead_letters
+
+    def check_prepared(self) -> None:
+        self.check_dead_letters_read(self.name)
+
+    def cut(self, time: float) -> Batch[Any]:
+        batch = super().cut(time)
+        skipped, dead = self.rejected.take()
+        drops = self.graph.drops
+        if skipped:
+            drops.skipped[self.label] += skipped
+            logger.warning("%r skipped %d record(s) it could not decode", self.name, skipped)
+        if dead:
+            drops.dead_lettered[self.label] += len(dead)
+            self.add_dead_letters(
+                [DeadLetter(record, error, self.label, time) for record, error in dead]
+            )
+        return batch
+
+    def forget(self, before: float) -> None:
+        super().forget(before)
+        self.forget_dead_letters(before)
 
     def take(self) -> tuple[list[Sequence[Any]], Any]:
         return self.buffer.take(self.max_records_per_batch)

@@ -25,10 +25,11 @@ from .batch import (
     split_evenly,
     split_records,
 )
+from .checks import OnError
 from .errors import OperatorError
 from .functions import operator_failures
 from .graph import Node, Ops, Pipeline
-from .record_errors import DeadLetterOwner, OnError
+from .record_errors import DeadLetterOwner
 
 __all__ = [
     "AsyncMapNode",

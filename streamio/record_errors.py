@@ -21,18 +21,16 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from .batch import PartitionFn
+from .checks import OnError
 from .errors import ConfigurationError
 
 __all__ = ["DeadLetter", "OnError"]
 
 logger = logging.getLogger(__name__)
 
-OnError = Literal["fail", "skip", "dead_letter"]
-
-_POLICIES = ("fail", "skip", "dead_letter")
 
 
 class DeadLetter(NamedTuple):
@@ -51,18 +49,6 @@ class DeadLetter(NamedTuple):
     error: BaseException
     operator: str
     batch_time: float
-
-
-def check_on_error(on_error: Any, operator: str) -> OnError:
-    """``on_error`` when it is one of the policies; fails when the graph is built."""
-    if on_error not in _POLICIES:
-        msg = (
-            f'{operator}(): on_error must be "fail" (the batch fails), "skip" (the '
-            'record is left out and counted) or "dead_letter" (left out, counted and '
-            f"sent to the stream's dead_letters()), not {on_error!r}"
-        )
-        raise ConfigurationError(msg)
-    return cast(OnError, on_error)
 
 
 @dataclass(frozen=True)
@@ -149,6 +135,23 @@ class Drops:
         self.skipped.clear()
         self.dead_lettered.clear()
         return counts
+
+
+class RejectedRecords:
+    """The records a receiver refused (could not decode) since the last batch cut:
+    how many it skipped, and those it dead-lettered with their errors."""
+
+    __slots__ = ("dead", "skipped")
+
+    def __init__(self) -> None:
+        self.skipped = 0
+        self.dead: list[tuple[Any, BaseException]] = []
+
+    def take(self) -> tuple[int, list[tuple[Any, BaseException]]]:
+        """What was refused since the last call, and start over."""
+        taken = (self.skipped, self.dead)
+        self.skipped, self.dead = 0, []
+        return taken
 
 
 class DeadLetterOwner:

@@ -259,7 +259,13 @@ class Runtime:
 
         await supervise(
             node.receiver,
-            ReceiverOutput(node.buffer, stream=node.name, notify=on_event, log=self._log_for(node)),
+            ReceiverOutput(
+                node.buffer,
+                stream=node.name,
+                notify=on_event,
+                log=self._log_for(node),
+                rejected=node.rejected,
+            ),
             stream=node.name,
             clock=self.clock,
             max_restarts=self._max_restarts,
