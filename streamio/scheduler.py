@@ -230,6 +230,33 @@ class Scheduler:
             left[node.name] = left.get(node.name, 0) + node.pending()
         return {name: count for name, count in left.items() if count}
 
+    async def _commit(self, info: BatchInfo) -> None:
+        """Every output of the batch finished: commit its positions (or have the
+        checkpoint, when due, do it)."""
+        time = info.batch_time
+        if self.checkpointer is None:
+            for node in self.inputs:
+                await node.commit(time)
+            self.graph.forget(time)
+        else:
+            self.graph.forget(time)  # what is left is what later batches need
+            if self.checkpointer.due(time):
+                await self._checkpoint(info)
+
+    def _failed(self, info: BatchInfo, error: Exception) -> None:
+        """``on_batch_error="continue"``: the batch is reported and the next ones
+        run; its positions are covered by the next successful batch's commit (or,
+        with checkpointing, by the next checkpoint's)."""
+        assert self.on_batch_error is not None
+        info.error = error
+        time = info.batch_time
+        if self.checkpointer is None:
+            for node in self.inputs:
+                node.skip_commit(time)
+        self.graph.forget(time)
+        logger.error("batch %s failed, continuing with the next: %s", time, error)
+        self.on_batch_error(error)
+
     async def run_batch(self, time: float) -> None:
         """Cut one batch from every input, run the output jobs, then commit.
 
@@ -252,25 +279,9 @@ class Scheduler:
         except Exception as exc:
             if self.on_batch_error is None:
                 raise
-            # on_batch_error="continue": the batch is reported and the next ones run;
-            # its positions are covered by the next successful batch's commit (or,
-            # with checkpointing, by the next checkpoint's)
-            info.error = exc
-            if self.checkpointer is None:
-                for node in self.inputs:
-                    node.skip_commit(time)
-            self.graph.forget(time)
-            logger.error("batch %s failed, continuing with the next: %s", time, exc)
-            self.on_batch_error(exc)
+            self._failed(info, exc)
         else:
-            if self.checkpointer is None:
-                for node in self.inputs:
-                    await node.commit(time)
-                self.graph.forget(time)
-            else:
-                self.graph.forget(time)  # what is left is what later batches need
-                if self.checkpointer.due(time):
-                    await self._checkpoint(info)
+            await self._commit(info)
         self._running = None
         info.records_skipped, info.records_dead_lettered = self.graph.drops.take()
         info.processing_end_time = clock.now()
