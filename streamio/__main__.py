@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="streamio", description="streamio command line")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="live word count over an embedded source")
-    demo.add_argument("--seconds", type=float, default=5.0, help="how long to run")
+    demo.add_argument(
+        "--seconds", type=float, default=5.0, help="how long to run (0: until SIGTERM or Ctrl-C)"
+    )
     demo.add_argument("--interval", type=float, default=1.0, help="batch interval, seconds")
     demo.add_argument("--rate", type=int, default=5000, help="generated lines per second")
     demo.add_argument(
@@ -82,9 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         args.seconds, args.interval, args.rate, dashboard=args.dashboard, live=args.live
     )
     try:
-        run(demo_job, use_uvloop=args.uvloop)
+        # SIGTERM and Ctrl-C stop it cleanly
+        run(demo_job, use_uvloop=args.uvloop, stop_on_signals=True)
     except ConfigurationError as exc:  # a setting to change: said without a traceback
         parser.exit(2, f"streamio demo: {exc}\n")
+    except KeyboardInterrupt:  # Ctrl-C before the context watches signals, or after
+        return 130
     return 0
 
 

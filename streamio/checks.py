@@ -12,11 +12,14 @@ these, so that its errors read like the runtime's. Its names are those of
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, cast
 
 from .errors import ConfigurationError
 
-__all__ = ["check_number", "check_whole_number"]
+__all__ = ["OnError", "check_number", "check_on_error", "check_whole_number"]
+
+#: What a record that a function (or a deserializer) refuses does.
+OnError = Literal["fail", "skip", "dead_letter"]
 
 
 def check_number(
@@ -35,3 +38,16 @@ def check_whole_number(value: Any, what: str, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigurationError(f"{what} must be a whole number >= {minimum}, not {value!r}")
     return value
+
+
+def check_on_error(value: Any, what: str) -> OnError:
+    """``value`` when it is a record error policy: ``"fail"``, ``"skip"`` or
+    ``"dead_letter"``; ``what`` names the setting (``"map(): on_error"``)."""
+    if value not in ("fail", "skip", "dead_letter"):
+        msg = (
+            f'{what} must be "fail" (the batch fails), "skip" (the record is left '
+            'out and counted) or "dead_letter" (left out, counted and sent to the '
+            f"stream's dead_letters()), not {value!r}"
+        )
+        raise ConfigurationError(msg)
+    return cast(OnError, value)

@@ -2,11 +2,12 @@
 
 Needs no outside service: :class:`SentenceReceiver` makes up lines of text at a
 steady rate, the job counts words per batch and stops gracefully after a few
-seconds. In a terminal with ``rich`` installed (``streamio[rich]``) it shows the
-dashboard's figures live in one table redrawn at every batch; otherwise it
-prints the top words of each batch with Spark's ``pprint`` layout and one line
-of metrics per batch. With a dashboard port it also serves the dashboard and
-prints its address.
+seconds, or at SIGTERM or Ctrl-C (the command runs it with
+``stop_on_signals=True``; a second signal stops it at once). In a terminal with
+``rich`` installed (``streamio[rich]``) it shows the dashboard's figures live in
+one table redrawn at every batch; otherwise it prints the top words of each
+batch with Spark's ``pprint`` layout and one line of metrics per batch. With a
+dashboard port it also serves the dashboard and prints its address.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ async def run_demo(
     dashboard: int | None = None,
     live: bool | None = None,
 ) -> None:
-    """Run the live word count for ``seconds``, then stop gracefully.
+    """Run the live word count for ``seconds`` (0: until stopped), then stop gracefully.
 
     Args:
         dashboard: a port to serve the dashboard on (127.0.0.1), or None.
@@ -192,10 +193,12 @@ async def run_demo(
         await ssc.start()
         if ssc.dashboard_url is not None:
             print(f"dashboard: {ssc.dashboard_url}")
-        print(f"counting words for {seconds:g} s, one batch every {interval:g} s ...\n")
+        how_long = f"for {seconds:g} s" if seconds > 0 else "until SIGTERM or Ctrl-C"
+        print(f"counting words {how_long}, one batch every {interval:g} s ...\n")
+        timeout = seconds if seconds > 0 else None
         if table is None:
-            await ssc.await_termination(timeout=seconds)
+            await ssc.await_termination(timeout=timeout)
         else:
             with table.live:
-                await ssc.await_termination(timeout=seconds)
+                await ssc.await_termination(timeout=timeout)
     print("stopped cleanly")

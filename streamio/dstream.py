@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from .abc import Sink
 from .batch import combine_partition, concat_lists, group_partition, reduce_partition
 from .buffer import BufferStatistics, ChunkBuffer
-from .checks import check_number, check_whole_number
+from .checks import OnError, check_number, check_on_error, check_whole_number
 from .errors import ConfigurationError, ContextStateError
 from .event_time import EventTimeWindowNode, EventWindow, SessionWindowNode
 from .functions import accepts, check_async_function, check_function, describe
@@ -34,6 +34,7 @@ from .nodes import (
     AsyncMapNode,
     CogroupNode,
     CountNode,
+    DeadLetterNode,
     NarrowNode,
     ReduceNode,
     RepartitionNode,
@@ -42,6 +43,7 @@ from .nodes import (
     UnionNode,
 )
 from .outputs import OutputOperation
+from .record_errors import DeadLetter, DeadLetterOwner
 from .state import (
     MapWithStateNode,
     SideOutputNode,
@@ -176,11 +178,13 @@ class DStream(Generic[T]):
         user_fn: Any,
         name: str | None,
         executor: str | None = None,
+        on_error: OnError = "fail",
     ) -> DStream[Any]:
         if executor not in (None, "inline", "process"):
             msg = f'{kind}(): executor= must be "inline" or "process", not {executor!r}'
             raise ConfigurationError(msg)
-        return self._wrap(NarrowNode(self._node, kind, fn, user_fn, name, executor))
+        policy = check_on_error(on_error, f"{kind}(): on_error")
+        return self._wrap(NarrowNode(self._node, kind, fn, user_fn, name, executor, policy))
 
     def _other(self, other: Any, operator: str) -> Node:
         return self._context._own(other, operator)
@@ -188,18 +192,37 @@ class DStream(Generic[T]):
     # -- narrow operators ------------------------------------------------------
 
     def map(
-        self, f: Callable[[T], U], *, name: str | None = None, executor: str | None = None
+        self,
+        f: Callable[[T], U],
+        *,
+        name: str | None = None,
+        executor: str | None = None,
+        on_error: OnError = "fail",
     ) -> DStream[U]:
         """Apply ``f`` to every record.
 
+        ``on_error``: what a record ``f`` raises on does. ``"fail"`` (the default)
+        fails the batch; ``"skip"`` leaves it out (counted in
+        ``BatchInfo.records_skipped``); ``"dead_letter"`` leaves it out and sends
+        it to this stream's :meth:`dead_letters`. The other record-wise
+        operators (``flat_map``, ``filter``, ``map_values``, ``flat_map_values``)
+        take it too.
+
         >>> collect(lambda s: s.map(lambda x: x * 10), [[1, 2], [3]])
         [[10, 20], [30]]
+        >>> collect(lambda s: s.map(int, on_error="skip"), [["1", "x", "3"]])
+        [[1, 3]]
         """
         check_function(f, "map", 1)
-        return self._narrow("map", partial(map, f), f, name, executor)
+        return self._narrow("map", partial(map, f), f, name, executor, on_error)
 
     def flat_map(
-        self, f: Callable[[T], Iterable[U]], *, name: str | None = None, executor: str | None = None
+        self,
+        f: Callable[[T], Iterable[U]],
+        *,
+        name: str | None = None,
+        executor: str | None = None,
+        on_error: OnError = "fail",
     ) -> DStream[U]:
         """Apply ``f`` to every record and flatten the iterables it returns.
 
@@ -211,10 +234,15 @@ class DStream(Generic[T]):
         def flat_map(records: Iterable[T]) -> Iterator[U]:
             return itertools.chain.from_iterable(map(f, records))
 
-        return self._narrow("flat_map", flat_map, f, name, executor)
+        return self._narrow("flat_map", flat_map, f, name, executor, on_error)
 
     def filter(
-        self, f: Callable[[T], Any], *, name: str | None = None, executor: str | None = None
+        self,
+        f: Callable[[T], Any],
+        *,
+        name: str | None = None,
+        executor: str | None = None,
+        on_error: OnError = "fail",
     ) -> DStream[T]:
         """Keep the records for which ``f`` is true.
 
@@ -222,7 +250,7 @@ class DStream(Generic[T]):
         [[1, 3]]
         """
         check_function(f, "filter", 1)
-        return self._narrow("filter", partial(filter, f), f, name, executor)
+        return self._narrow("filter", partial(filter, f), f, name, executor, on_error)
 
     def map_partitions(
         self,
@@ -257,6 +285,7 @@ class DStream(Generic[T]):
         *,
         name: str | None = None,
         executor: str | None = None,
+        on_error: OnError = "fail",
     ) -> DStream[tuple[K, U]]:
         """Apply ``f`` to the value of every (key, value) record, keeping the key.
 
@@ -268,7 +297,7 @@ class DStream(Generic[T]):
         def map_values(pairs: Iterable[tuple[K, V]]) -> Iterator[tuple[K, U]]:
             return ((key, f(value)) for key, value in pairs)
 
-        return self._narrow("map_values", map_values, f, name, executor)
+        return self._narrow("map_values", map_values, f, name, executor, on_error)
 
     def flat_map_values(
         self: DStream[tuple[K, V]],
@@ -276,6 +305,7 @@ class DStream(Generic[T]):
         *,
         name: str | None = None,
         executor: str | None = None,
+        on_error: OnError = "fail",
     ) -> DStream[tuple[K, U]]:
         """Like :meth:`map_values` with ``f`` returning several values per record.
 
@@ -287,7 +317,36 @@ class DStream(Generic[T]):
         def flat_map_values(pairs: Iterable[tuple[K, V]]) -> Iterator[tuple[K, U]]:
             return ((key, item) for key, value in pairs for item in f(value))
 
-        return self._narrow("flat_map_values", flat_map_values, f, name, executor)
+        return self._narrow("flat_map_values", flat_map_values, f, name, executor, on_error)
+
+    def dead_letters(self, *, name: str | None = None) -> DStream[DeadLetter]:
+        """The records this stream's operator refused, as :class:`~streamio.DeadLetter`
+        ``(record, error, operator, batch_time)``, in the batch they were part of:
+        for an operator built with ``on_error="dead_letter"``, or an input whose
+        source sends what it cannot decode there (Kafka's
+        ``on_deserialize_error="dead_letter"``). Send them wherever you like.
+
+        The operator is then computed once per batch rather than fused into its
+        consumer. A stream that dead-letters records must have an output on its
+        ``dead_letters()``: the context fails at start otherwise.
+
+        >>> collect(lambda s: s.map(int, on_error="dead_letter").dead_letters().map(
+        ...     lambda d: (d.record, type(d.error).__name__, d.operator, d.batch_time)),
+        ...     [["1", "x"]])
+        [[('x', 'ValueError', 'map_2', 1.0)]]
+
+        Raises:
+            ConfigurationError: when this stream sends nothing to dead letters.
+        """
+        node = self._node
+        if not (isinstance(node, DeadLetterOwner) and node.sends_dead_letters()):
+            msg = (
+                f"dead_letters() of {self.name!r}: it sends no records there; build its "
+                'operator with on_error="dead_letter" (or its source with '
+                'on_deserialize_error="dead_letter")'
+            )
+            raise ConfigurationError(msg)
+        return self._wrap(DeadLetterNode(node, name))
 
     # -- whole-batch and structural operators ----------------------------------
 

@@ -7,6 +7,7 @@ batch reached so it can be committed once the batch's outputs have finished.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ import anyio
 from .batch import Batch, split_chunks
 from .errors import ConfigurationError, ContextStateError
 from .graph import Graph, Node
+from .record_errors import DeadLetter, DeadLetterOwner, RejectedRecords
 
 if TYPE_CHECKING:
     from .buffer import ChunkBuffer
@@ -61,6 +63,8 @@ class SourceRange:
         """Whether the batch moved the stream's position."""
         return self.end is not self.start
 
+logger = logging.getLogger(__name__)
+
 
 class InputNode(Node):
     """A stream whose batches are cut by the scheduler at each tick."""
@@ -95,6 +99,11 @@ class InputNode(Node):
 
     async def commit(self, time: float) -> None:
         """Every output of batch ``time`` finished: pass its position to the source."""
+
+    def skip_commit(self, time: float) -> None:
+        """Batch ``time`` failed (``on_batch_error="continue"``): its position is
+        not committed on its own; the next successful batch's commit covers it."""
+        self.positions.pop(time, None)
 
     async def compute(self, time: float) -> Batch[Any] | None:
         return Batch(time, [[]])
@@ -147,11 +156,13 @@ def check_queue_item(item: Any, stream: str) -> Iterable[Any]:
     return item
 
 
-class ReceiverInputNode(InputNode):
+class ReceiverInputNode(InputNode, DeadLetterOwner):
     """A stream fed by a receiver task through a bounded buffer.
 
     It tells the receiver's supervisor when a position has been committed, so
     that a receiver whose source ended is closed only after its last commit.
+    The records the receiver refused since the last cut are counted in the
+    batch it cuts, and dead letters become that batch's ``dead_letters()``.
     """
 
     kind = "receiver_stream"
@@ -170,6 +181,35 @@ class ReceiverInputNode(InputNode):
         self.max_records_per_batch = max_records_per_batch
         self._last_committed: Any = None
         self._committing: anyio.Event | None = None  # set at the next commit
+        # The position of a failed batch (on_batch_error="continue"), committed by
+        # the next successful one when that one brings no position of its own.
+        self._uncommitted: Any = None
+        self.rejected = RejectedRecords()  # filled through the receiver's output
+        self.init_dead_letters()
+
+    def sends_dead_letters(self) -> bool:
+        return self.receiver.sends_dead_letters
+
+    def check_prepared(self) -> None:
+        self.check_dead_letters_read(self.name)
+
+    def cut(self, time: float) -> Batch[Any]:
+        batch = super().cut(time)
+        skipped, dead = self.rejected.take()
+        drops = self.graph.drops
+        if skipped:
+            drops.skipped[self.label] += skipped
+            logger.warning("%r skipped %d record(s) it could not decode", self.name, skipped)
+        if dead:
+            drops.dead_lettered[self.label] += len(dead)
+            self.add_dead_letters(
+                [DeadLetter(record, error, self.label, time) for record, error in dead]
+            )
+        return batch
+
+    def forget(self, before: float) -> None:
+        super().forget(before)
+        self.forget_dead_letters(before)
 
     def take(self) -> tuple[list[Sequence[Any]], Any]:
         return self.buffer.take(self.max_records_per_batch)
@@ -179,6 +219,9 @@ class ReceiverInputNode(InputNode):
 
     async def commit(self, time: float) -> None:
         position = self.positions.pop(time, None)
+        if position is None:  # a batch without records: a failed one's position, if any
+            position = self._uncommitted
+        self._uncommitted = None
         if position is not None:
             await self.commit_position(position)
 
@@ -198,6 +241,11 @@ class ReceiverInputNode(InputNode):
         if self._committing is not None:
             self._committing.set()
             self._committing = None
+
+    def skip_commit(self, time: float) -> None:
+        position = self.positions.pop(time, None)
+        if position is not None:
+            self._uncommitted = position
 
     async def wait_committed(self, position: Any) -> None:
         """Return once ``position`` (the object the receiver stored) has been committed.

@@ -24,6 +24,7 @@ PUBLIC_NAMES = {
     "ContextState",
     "ContextStateError",
     "DStream",
+    "DeadLetter",
     "EventWindow",
     "LazyChunk",
     "ManualClock",
@@ -60,7 +61,7 @@ ABC_NAMES = {
     "StreamingListener",
     "Timer",
 }
-CHECKS_NAMES = {"check_number", "check_whole_number"}
+CHECKS_NAMES = {"OnError", "check_number", "check_on_error", "check_whole_number"}
 # streamio.ml: MLlib's streaming algorithms (the River methods are DStream's).
 ML_NAMES = {
     "LinearRegressionModel",

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka import errors as kafka_errors
 
 from streamio.abc import BatchInfo, Receiver, ReceiverOutput, StreamingListener
-from streamio.checks import check_number, check_whole_number
+from streamio.checks import OnError, check_number, check_on_error, check_whole_number
 from streamio.errors import ConfigurationError, ConnectorError
 
 from .clients import close_quietly
@@ -71,6 +71,8 @@ class KafkaSourceStatistics:
             ``aclose``.
         broker_failures: failed broker checks (or fetches) in a row: 0 unless no
             broker answers now.
+        rejected: records left out because a deserializer refused them
+            (``on_deserialize_error`` "skip" or "dead_letter").
     """
 
     received: int
@@ -82,6 +84,7 @@ class KafkaSourceStatistics:
     waiting_for_space: bool
     closed: bool
     broker_failures: int = 0
+    rejected: int = 0
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -145,6 +148,15 @@ class KafkaSource(Receiver[KafkaRecord]):
             ``"earliest"``, ``"latest"`` or ``"none"`` (fail).
         key_deserializer, value_deserializer: ``"bytes"`` (the default),
             ``"str"``, ``"json"`` or a function of the bytes; never applied to None.
+        on_deserialize_error: what a record whose key or value a deserializer
+            refuses does. ``"fail"`` (the default): the source stops with a
+            non-retriable ConnectorError naming the record, uncommitted.
+            ``"skip"``: it is left out and counted in ``BatchInfo.records_skipped``
+            (under the stream's name). ``"dead_letter"``: left out, counted in
+            ``records_dead_lettered`` and sent to the stream's ``dead_letters()``
+            as a :class:`~streamio.DeadLetter` whose record is the raw
+            :class:`KafkaRecord` (key and value bytes, topic, partition, offset).
+            Either way its offset is committed with its batch.
         max_rate_per_partition: most records per second per partition. Each batch
             takes at most ``rate * batch_interval`` records of a partition: the
             source counts what it stores of each partition between two batch cuts
@@ -197,6 +209,7 @@ class KafkaSource(Receiver[KafkaRecord]):
         auto_offset_reset: Literal["earliest", "latest", "none"] = "latest",
         key_deserializer: str | Deserializer = "bytes",
         value_deserializer: str | Deserializer = "bytes",
+        on_deserialize_error: OnError = "fail",
         max_rate_per_partition: float | None = None,
         max_chunk_records: int = 10_000,
         broker_check_interval: float | None = 10.0,
@@ -221,7 +234,10 @@ class KafkaSource(Receiver[KafkaRecord]):
         self._group_id = group_id
         self._bootstrap_servers = bootstrap_servers
         self._auto_offset_reset = auto_offset_reset
-        self._decoder = RecordDecoder(key_deserializer, value_deserializer)
+        policy = check_on_error(on_deserialize_error, "on_deserialize_error")
+        self._dead_letter = policy == "dead_letter"
+        self.sends_dead_letters = self._dead_letter
+        self._decoder = RecordDecoder(key_deserializer, value_deserializer, policy)
         self._rate = (
             None
             if max_rate_per_partition is None
@@ -265,6 +281,7 @@ class KafkaSource(Receiver[KafkaRecord]):
         self._restored: dict[TopicPartition, int] = {}
         if start_offsets is not None:
             self._restored.update(self._checked_offsets(start_offsets, ConfigurationError))
+        self._rejected = 0
         self._changed: anyio.Event | None = None
 
     def _checked_offsets(
@@ -364,6 +381,7 @@ class KafkaSource(Receiver[KafkaRecord]):
             waiting_for_space=self._flow.blocked,
             closed=self._consumer is None,
             broker_failures=self._watch.failures,
+            rejected=self._rejected,
         )
 
     async def wait_until(self, predicate: Callable[[KafkaSourceStatistics], bool]) -> None:
@@ -475,13 +493,15 @@ class KafkaSource(Receiver[KafkaRecord]):
                             await self._report_outage(output, failure)
                     continue
             watch.reset()
-            records, delivered = self._convert(consumer, fetched)
+            records, delivered, refused = self._convert(consumer, fetched)
             # aiokafka's records die now, before the put lets batches run: kept
             # across it, each would outlive collections and burden the GC's old
             # generation (the chunk holds plain tuples, which the GC soon stops scanning)
             del fetched
-            if not records:
+            self._report_refused(output, refused)
+            if not records and not refused:
                 continue
+            # (a chunk of refused records only is stored empty: its position commits them)
             # counted as delivered before the put: a cancelled put still stores the chunk
             position = self._offsets.deliver(delivered)
             count = len(records)
@@ -491,6 +511,27 @@ class KafkaSource(Receiver[KafkaRecord]):
             del records  # the buffer holds them now, as long as needed
             self._received += count
             self._notify()
+
+    def _report_refused(
+        self, output: ReceiverOutput[KafkaRecord], refused: list[tuple[KafkaRecord, Exception]]
+    ) -> None:
+        """Count the records the deserializers refused (skipped or dead-lettered)
+        with the next batch; the position of the chunk stored next covers them."""
+        if not refused:
+            return
+        output.reject(refused, dead_letter=self._dead_letter)
+        self._rejected += len(refused)
+        first, error = refused[0]
+        logger.warning(
+            "%r: left out %d record(s) its deserializers refused, the first at %s[%d] "
+            "offset %d: %r",
+            self,
+            len(refused),
+            first.topic,
+            first.partition,
+            first.offset,
+            error,
+        )
 
     async def _report_outage(
         self, output: ReceiverOutput[KafkaRecord], error: ConnectorError
@@ -555,10 +596,11 @@ class KafkaSource(Receiver[KafkaRecord]):
 
     def _convert(
         self, consumer: AIOKafkaConsumer, fetched: Mapping[TopicPartition, list[Any]]
-    ) -> tuple[KafkaChunk, dict[TopicPartition, int]]:
-        """The records of a getmany (rate limits applied), as one chunk, and the
-        next offset per partition."""
+    ) -> tuple[KafkaChunk, dict[TopicPartition, int], list[tuple[KafkaRecord, Exception]]]:
+        """The records of a getmany (rate limits applied), as one chunk, the next
+        offset per partition, and the raw records the deserializers refused."""
         rows: list[tuple[Any, ...]] = []
+        refused: list[tuple[KafkaRecord, Exception]] = []
         delivered: dict[TopicPartition, int] = {}
         offsets, rate, decoder = self._offsets, self._rate, self._decoder
         for tp, fetched_messages in fetched.items():
@@ -578,10 +620,10 @@ class KafkaSource(Receiver[KafkaRecord]):
                     self._flow.apply(consumer)
                 if not messages:
                     continue
-            decoder.extend(rows, tp, messages)
+            refused += decoder.extend(rows, tp, messages)
             offsets.started(tp, messages[0].offset)
             delivered[tp] = messages[-1].offset + 1
-        return KafkaChunk(rows), delivered
+        return KafkaChunk(rows), delivered, refused
 
     def _fail(self, exc: BaseException, action: str) -> ConnectorError:
         error = to_connector_error(exc, action)

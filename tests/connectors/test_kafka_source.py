@@ -16,6 +16,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from streamio import (
+    BatchInfo,
+    ConfigurationError,
+    DeadLetter,
     OperatorError,
     ReceiverError,
     ReceiverInfo,
@@ -362,6 +365,88 @@ async def test_a_record_that_cannot_be_deserialized_stops_the_source_without_ret
     error = info.value.__cause__
     assert isinstance(error, ConnectorError) and not error.retriable
     assert f"{topic}[0] offset 1" in str(error)
+
+
+class Drops(StreamingListener):
+    def __init__(self) -> None:
+        self.skipped: list[dict[str, int]] = []
+        self.dead_lettered: list[dict[str, int]] = []
+
+    def on_batch_completed(self, info: BatchInfo) -> None:
+        self.skipped.append(info.records_skipped)
+        self.dead_lettered.append(info.records_dead_lettered)
+
+
+BAD_JSON = [{"value": b'{"ok": 1}'}, {"value": b"not json"}, {"value": b"[2]"}]
+
+
+@pytest.mark.parametrize("policy", ["skip", "dead_letter"])
+async def test_records_a_deserializer_refuses_are_left_out_counted_and_committed(kafka, policy):
+    topic = await kafka.topic()
+    group = kafka.name("group")
+    await kafka.produce(topic, BAD_JSON)
+    source = source_for(kafka, topic, group, value_deserializer="json", on_deserialize_error=policy)
+    sink: ListSink[KafkaRecord] = ListSink()
+    letters: ListSink[DeadLetter] = ListSink()
+    drops = Drops()
+    async with context() as ssc:
+        stream = source.stream(ssc, name="events")
+        stream.foreach_batch(sink)
+        if policy == "dead_letter":
+            stream.dead_letters().foreach_batch(letters)
+        ssc.add_listener(drops)
+        await ssc.start()
+        with anyio.fail_after(HANG_GUARD):
+            await source.wait_until(lambda stats: stats.received + stats.rejected >= 3)
+        await step(ssc)
+        assert source.statistics().rejected == 1
+    assert [(r.value, r.offset) for r in sink.records] == [({"ok": 1}, 0), ([2], 2)]
+    assert await kafka.committed(group, topic, 1) == [3]  # the refused one's offset too
+    if policy == "skip":
+        assert drops.skipped == [{"events": 1}]
+        assert drops.dead_lettered == [{}]
+        return
+    assert drops.dead_lettered == [{"events": 1}]
+    assert drops.skipped == [{}]
+    [letter] = letters.records
+    assert (letter.operator, letter.batch_time) == ("events", 1.0)
+    assert isinstance(letter.error, ValueError)  # json.JSONDecodeError
+    raw = letter.record
+    assert isinstance(raw, KafkaRecord)
+    assert (raw.value, raw.topic, raw.partition, raw.offset) == (b"not json", topic, 0, 1)
+
+
+async def test_a_fetch_of_refused_records_only_is_committed(kafka):
+    topic = await kafka.topic()
+    group = kafka.name("group")
+    await kafka.produce(topic, [{"value": b"bad"}, {"value": b"worse"}])
+    source = source_for(
+        kafka, topic, group, value_deserializer="json", on_deserialize_error="skip"
+    )
+    drops = Drops()
+    async with context() as ssc:
+        source.stream(ssc, name="events").foreach_batch(ListSink())
+        ssc.add_listener(drops)
+        await ssc.start()
+        with anyio.fail_after(HANG_GUARD):
+            await source.wait_until(lambda stats: stats.rejected >= 2)
+        await step(ssc)
+    assert drops.skipped == [{"events": 2}]
+    assert await kafka.committed(group, topic, 1) == [2]
+
+
+async def test_dead_letters_of_the_source_that_nothing_reads_fail_at_start(kafka):
+    topic = await kafka.topic()
+    source = source_for(kafka, topic, None, on_deserialize_error="dead_letter")
+    async with context() as ssc:
+        source.stream(ssc, name="events").foreach_batch(ListSink())
+        with pytest.raises(ConfigurationError, match="'events' sends the records it refuses"):
+            ssc.start()
+
+
+async def test_a_wrong_deserialize_error_policy_fails_when_the_source_is_built():
+    with pytest.raises(ConfigurationError, match='on_deserialize_error must be "fail"'):
+        KafkaSource("t", group_id=None, on_deserialize_error="ignore")  # type: ignore[arg-type]
 
 
 # -- rate limit and backpressure --------------------------------------------------------------
