@@ -95,6 +95,12 @@ def word_count(lines: DStream[str]) -> DStream[tuple[str, int]]:
     return lines.flat_map(str.split).map(pair).reduce_by_key(operator.add)
 
 
+def word_count_skipping(lines: DStream[str]) -> DStream[tuple[str, int]]:
+    """The word count with record policies on (no record fails): the guarded path."""
+    words = lines.flat_map(str.split, on_error="skip").map(pair, on_error="skip")
+    return words.reduce_by_key(operator.add)
+
+
 def count_values(lines: DStream[str]) -> DStream[tuple[str, int]]:
     return lines.flat_map(str.split).count_by_value()
 
@@ -145,6 +151,12 @@ def measure(args: argparse.Namespace) -> None:
         (
             "reduce_by_key word count",
             lambda: engine(word_count),
+            "plain-Python loop",
+            lambda: timed(lambda: loop_word_count(batches)),
+        ),
+        (
+            "word count, on_error=skip",
+            lambda: engine(word_count_skipping),
             "plain-Python loop",
             lambda: timed(lambda: loop_word_count(batches)),
         ),

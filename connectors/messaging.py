@@ -1,4 +1,4 @@
-"""What the message-broker connectors share (Redis Streams, NATS, MQTT, ZeroMQ).
+"""What the message-broker connectors share (Redis Streams, NATS, MQTT, ZeroMQ, Kinesis).
 
 - **Payload deserializers**: ``"bytes"``, ``"str"`` (UTF-8, strict), ``"json"`` or any
   function of the bytes, checked when the source is built; and serializers for the
@@ -11,8 +11,9 @@
   :class:`~streamio.ConnectorError` naming the message, leaving it unacknowledged
   where the broker keeps it (fix the deserializer, or choose ``"skip"``); ``"skip"``
   leaves the message out of the stream, tells the listeners (``on_receiver_error``,
-  with ``info.extra["message"]``) and acknowledges it with its batch, so it is not
-  delivered again.
+  with ``info.extra["message"]``), counts it in the batch's
+  ``BatchInfo.records_skipped`` (under the stream's name) and acknowledges it
+  with its batch, so it is not delivered again.
 - **Reconnection backoff**: a capped exponential delay, reset after a healthy
   connection.
 - **Attaching a source** under a default name taken from what it reads.

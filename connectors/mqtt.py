@@ -443,6 +443,9 @@ class MqttSource(Receiver[MqttMessage]):
                     )
                     raise ConnectorError(msg, retriable=False) from exc
                 self._skipped += 1
+                # counted in BatchInfo.records_skipped
+                refused = MqttMessage(m.topic.value, m.payload, m.qos, m.retain)
+                output.reject([(refused, exc)], dead_letter=False)
                 error = ConnectorError(
                     f"skipped {where}: {type(exc).__name__}: {exc}", retriable=False
                 )

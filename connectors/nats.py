@@ -462,6 +462,9 @@ class NatsStreamSource(Receiver[NatsMessage]):
                     )
                     raise ConnectorError(msg, retriable=False) from exc
                 self._skipped += 1
+                # counted in BatchInfo.records_skipped
+                refused = NatsMessage(m.subject, m.data, m.headers, sequence)
+                output.reject([(refused, exc)], dead_letter=False)
                 error = ConnectorError(
                     f"skipped {where}: {type(exc).__name__}: {exc}", retriable=False
                 )

@@ -27,8 +27,8 @@ Needs ``pip install 'streamio[postgres]'``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 try:
     import asyncpg
@@ -44,8 +44,9 @@ from streamio.checks import check_number, check_whole_number
 from streamio.errors import ConfigurationError, ConnectorError
 
 from .messaging import ReconnectBackoff
+from .sql import quote_identifier, quote_table
 
-__all__ = ["PostgresSink"]
+__all__ = ["PostgresConnection", "PostgresSink", "check_dsn"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +61,103 @@ _LOST = (
 # How long a close may take before the connection is abandoned.
 _CLOSE_TIMEOUT = 5.0
 
+R = TypeVar("R")
 
-def _identifier(name: Any, what: str) -> str:
-    """``name`` quoted as a PostgreSQL identifier (``schema.table`` allowed for tables)."""
-    if not isinstance(name, str) or not name or "\x00" in name:
-        raise ConfigurationError(f"{what} must be a non-empty name, not {name!r}")
-    return '"' + name.replace('"', '""') + '"'
 
+def check_dsn(dsn: Any) -> str:
+    """``dsn`` if it is a ``postgresql://`` URL (never shown: it may hold a password)."""
+    if not isinstance(dsn, str) or not dsn.startswith(("postgresql://", "postgres://")):
+        raise ConfigurationError("dsn must be a postgresql:// URL")
+    return dsn
+
+
+class PostgresConnection:
+    """One asyncpg connection of a sink: made when first needed, made again after
+    it was lost, with each unit of work (a transaction) retried with capped
+    backoff meanwhile.
+
+    Args:
+        dsn: the server (checked with :func:`check_dsn`).
+        max_attempts: attempts of a unit of work before it fails.
+        retry_backoff, max_backoff: seconds before the first retry, doubled up to
+            ``max_backoff``.
+        command_timeout: seconds one statement may take.
+        connect_options: other ``asyncpg.connect`` options.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        max_attempts: int,
+        retry_backoff: float,
+        max_backoff: float,
+        command_timeout: float,
+        connect_options: dict[str, Any],
+    ) -> None:
+        self._dsn = check_dsn(dsn)
+        self._attempts = check_whole_number(max_attempts, "max_attempts")
+        self._retry = ReconnectBackoff(retry_backoff, max_backoff, None)
+        self.timeout = check_number(command_timeout, "command_timeout")
+        self._options = dict(connect_options)
+        self._connection: Any = None
+
+    async def run(self, work: Callable[[Any, int], Awaitable[R]], what: str) -> R:
+        """``await work(connection, attempt)`` (``attempt`` counts from 1), again on
+        a new connection after the server was lost, until it succeeds. ``what``
+        names the target in errors and logs.
+
+        Raises:
+            ConnectorError: when the server stayed unreachable for ``max_attempts``
+                attempts (retriable), or refused what ``work`` sent (not
+                retriable). Any other error of ``work`` passes as it is.
+        """
+        backoff = ReconnectBackoff(self._retry.initial, self._retry.maximum, self._attempts - 1)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await work(await self._connected(), attempt)
+            except asyncpg.PostgresError as exc:
+                if isinstance(exc, _LOST):
+                    failure: BaseException = exc
+                else:
+                    msg = f"PostgreSQL refused the batch for {what} (not retriable): {exc}"
+                    raise ConnectorError(msg, retriable=False) from exc
+            except _LOST as exc:
+                failure = exc
+            await self.drop()
+            if not backoff.failed():
+                msg = f"writing to {what} failed {backoff.failures} times: {failure!r}"
+                raise ConnectorError(msg, retriable=True) from failure
+            logger.info("%s: %r; retrying", what, failure)
+            await anyio.sleep(backoff.next_delay())
+
+    async def _connected(self) -> Any:
+        if self._connection is None or self._connection.is_closed():
+            try:
+                self._connection = await asyncpg.connect(
+                    self._dsn, command_timeout=self.timeout, **self._options
+                )
+            except (
+                asyncpg.InvalidPasswordError,
+                asyncpg.InvalidAuthorizationSpecificationError,
+            ) as exc:
+                msg = f"PostgreSQL refused the connection (not retriable): {exc}"
+                raise ConnectorError(msg, retriable=False) from exc
+        return self._connection
+
+    async def drop(self) -> None:
+        """Close the connection (abandoned if that takes too long); idempotent."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with anyio.move_on_after(_CLOSE_TIMEOUT) as scope:
+                try:
+                    await connection.close()
+                except Exception:
+                    connection.terminate()
+            if scope.cancelled_caught:
+                connection.terminate()
 
 class PostgresSink(Sink[Any]):
     """Writes each batch to a PostgreSQL table in one transaction.
@@ -105,21 +196,19 @@ class PostgresSink(Sink[Any]):
         command_timeout: float = 60.0,
         **connect_options: Any,
     ) -> None:
-        if not isinstance(dsn, str) or not dsn.startswith(("postgresql://", "postgres://")):
-            raise ConfigurationError("dsn must be a postgresql:// URL")
+        check_dsn(dsn)
         if isinstance(columns, str) or not columns:
             raise ConfigurationError(f"columns must be a list of column names, not {columns!r}")
         names = list(columns)
         if len(set(names)) != len(names):
             raise ConfigurationError(f"columns name a column twice: {names!r}")
+        self._table = quote_table(table)
         if isinstance(table, str) and table.count(".") == 1:
             schema, _, name = table.partition(".")
-            self._table = f"{_identifier(schema, 'table')}.{_identifier(name, 'table')}"
             self._copy_target: tuple[str, str | None] = (name, schema)
         else:
-            self._table = _identifier(table, "table")
             self._copy_target = (table, None)
-        quoted = [_identifier(c, "a column") for c in names]
+        quoted = [quote_identifier(c, "a column") for c in names]
         self.table = table
         self.columns = tuple(names)
         self.key = None if key is None else tuple(key)
@@ -129,14 +218,10 @@ class PostgresSink(Sink[Any]):
             missing = [k for k in self.key if k not in names]
             if missing:
                 raise ConfigurationError(f"key columns {missing!r} are not among columns {names!r}")
-            updates = [c for c, q in zip(names, quoted, strict=True) if c not in self.key]
-            conflict = ", ".join(_identifier(k, "a key column") for k in self.key)
+            updates = [q for c, q in zip(names, quoted, strict=True) if c not in self.key]
+            conflict = ", ".join(quote_identifier(k, "a key column") for k in self.key)
             action = (
-                "DO UPDATE SET "
-                + ", ".join(
-                    f"{_identifier(c, 'a column')} = EXCLUDED.{_identifier(c, 'a column')}"
-                    for c in updates
-                )
+                "DO UPDATE SET " + ", ".join(f"{q} = EXCLUDED.{q}" for q in updates)
                 if updates
                 else "DO NOTHING"
             )
@@ -147,13 +232,15 @@ class PostgresSink(Sink[Any]):
             )
         else:
             self._upsert = None
-        self._dsn = dsn
         self._chunk = check_whole_number(chunk_size, "chunk_size (rows)")
-        self._attempts = check_whole_number(max_attempts, "max_attempts")
-        self._retry = ReconnectBackoff(retry_backoff, max_backoff, None)
-        self._timeout = check_number(command_timeout, "command_timeout")
-        self._options = dict(connect_options)
-        self._connection: Any = None
+        self._db = PostgresConnection(
+            dsn,
+            max_attempts=max_attempts,
+            retry_backoff=retry_backoff,
+            max_backoff=max_backoff,
+            command_timeout=command_timeout,
+            connect_options=connect_options,
+        )
         self._closed = False
         self.written = 0
 
@@ -180,27 +267,8 @@ class PostgresSink(Sink[Any]):
         rows = [self._row(record) for record in records]
         if not rows:
             return
-        backoff = ReconnectBackoff(self._retry.initial, self._retry.maximum, self._attempts - 1)
-        while True:
-            try:
-                await self._write(rows)
-            except asyncpg.PostgresError as exc:
-                if isinstance(exc, _LOST):
-                    failure: BaseException = exc
-                else:
-                    msg = f"PostgreSQL refused the batch for {self.table!r} (not retriable): {exc}"
-                    raise ConnectorError(msg, retriable=False) from exc
-            except _LOST as exc:
-                failure = exc
-            else:
-                self.written += len(rows)
-                return
-            await self._drop_connection()
-            if not backoff.failed():
-                msg = f"writing to {self.table!r} failed {backoff.failures} times: {failure!r}"
-                raise ConnectorError(msg, retriable=True) from failure
-            logger.info("%r: %r; retrying", self, failure)
-            await anyio.sleep(backoff.next_delay())
+        await self._db.run(lambda connection, _: self._write(connection, rows), repr(self.table))
+        self.written += len(rows)
 
     def _row(self, record: Any) -> tuple[Any, ...]:
         if isinstance(record, Mapping):
@@ -217,13 +285,12 @@ class PostgresSink(Sink[Any]):
         )
         raise TypeError(msg)
 
-    async def _write(self, rows: list[tuple[Any, ...]]) -> None:
-        connection = await self._connected()
+    async def _write(self, connection: Any, rows: list[tuple[Any, ...]]) -> None:
         async with connection.transaction():
             for start in range(0, len(rows), self._chunk):
                 chunk = rows[start : start + self._chunk]
                 if self._upsert is not None:
-                    await connection.executemany(self._upsert, chunk, timeout=self._timeout)
+                    await connection.executemany(self._upsert, chunk, timeout=self._db.timeout)
                 else:
                     name, schema = self._copy_target
                     await connection.copy_records_to_table(
@@ -231,35 +298,10 @@ class PostgresSink(Sink[Any]):
                         records=chunk,
                         columns=list(self.columns),
                         schema_name=schema,
-                        timeout=self._timeout,
+                        timeout=self._db.timeout,
                     )
-
-    async def _connected(self) -> Any:
-        if self._connection is None or self._connection.is_closed():
-            try:
-                self._connection = await asyncpg.connect(
-                    self._dsn, command_timeout=self._timeout, **self._options
-                )
-            except (
-                asyncpg.InvalidPasswordError,
-                asyncpg.InvalidAuthorizationSpecificationError,
-            ) as exc:
-                msg = f"PostgreSQL refused the connection (not retriable): {exc}"
-                raise ConnectorError(msg, retriable=False) from exc
-        return self._connection
-
-    async def _drop_connection(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with anyio.move_on_after(_CLOSE_TIMEOUT) as scope:
-                try:
-                    await connection.close()
-                except Exception:
-                    connection.terminate()
-            if scope.cancelled_caught:
-                connection.terminate()
 
     async def aclose(self) -> None:
         """Close the connection (idempotent)."""
         self._closed = True
-        await self._drop_connection()
+        await self._db.drop()

@@ -522,6 +522,10 @@ class RedisStreamSource(Receiver[RedisEntry]):
                     )
                     raise ConnectorError(msg, retriable=False) from exc
                 self._skipped += 1
+                # counted in BatchInfo.records_skipped
+                raw = {k.decode(): v for k, v in fields.items()}
+                refused = RedisEntry(stream, entry_id.decode(), raw)
+                output.reject([(refused, exc)], dead_letter=False)
                 error = ConnectorError(
                     f"skipped {where}: {type(exc).__name__}: {exc}", retriable=False
                 )

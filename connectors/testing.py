@@ -1,8 +1,9 @@
 """Real servers for the connectors' tests and benchmarks, on loopback.
 
 Each server is Debian's own program (``redis-server``, ``nats-server``,
-``mosquitto``, PostgreSQL's ``postgres``; ``.ci/run`` installs them), run on a free
-loopback port with its data in a temporary directory::
+``mosquitto``, PostgreSQL's ``postgres``; ``.ci/run`` installs them), or moto's
+Kinesis server (a dev dependency), run on a free loopback port with its data in a
+temporary directory::
 
     with redis_server() as server:
         ...  # server.url == "redis://127.0.0.1:<port>"
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import os
 import pwd
 import shutil
@@ -33,6 +35,7 @@ __all__ = [
     "Server",
     "free_port",
     "mosquitto_server",
+    "moto_server",
     "nats_server",
     "postgres_server",
     "redis_server",
@@ -292,4 +295,39 @@ def postgres_server() -> contextlib.AbstractContextManager[Server]:
         ready=ready,
         binary=_postgres_bin("postgres"),
         package="postgresql",
+    )
+
+
+def moto_server(
+    *, shard_write_limit: tuple[int, float] | None = None
+) -> contextlib.AbstractContextManager[Server]:
+    """moto's standalone server (``moto[server]``) speaking the Kinesis API over
+    HTTP, corrected to reshard as Kinesis does (see
+    :mod:`streamio.connectors.kinesis.testing`); ``server.url`` is its endpoint.
+
+    ``shard_write_limit=(records, seconds)``: each shard accepts at most that many
+    records in any such window, and ``PutRecords`` fails the others with
+    ``ProvisionedThroughputExceededException``, as Kinesis does past its limit.
+
+    moto keeps everything in memory: a restarted server has no streams (create
+    them again).
+    """
+    if importlib.util.find_spec("moto") is None:
+        raise RuntimeError("moto is not installed: pip install 'streamio[dev]' (moto[server])")
+    limit = [] if shard_write_limit is None else [
+        "--shard-write-limit", f"{shard_write_limit[0]}/{shard_write_limit[1]}"
+    ]  # fmt: skip
+
+    def command(port: int, directory: Path) -> list[str]:
+        return [
+            sys.executable, "-m", "streamio.connectors.kinesis.testing",
+            "-H", "127.0.0.1", "-p", str(port), *limit,
+        ]  # fmt: skip
+
+    return _serving(
+        "moto_server",
+        command,
+        lambda port: f"http://127.0.0.1:{port}",
+        binary=sys.executable,
+        package="moto[server]",
     )

@@ -363,6 +363,9 @@ class ZmqSource(Receiver[ZmqMessage]):
                     )
                     raise ConnectorError(msg, retriable=False) from exc
                 self._skipped += 1
+                # counted in BatchInfo.records_skipped
+                refused = ZmqMessage(tuple(parts), parts[-1])
+                output.reject([(refused, exc)], dead_letter=False)
                 error = ConnectorError(
                     f"skipped {where}: {type(exc).__name__}: {exc}", retriable=False
                 )

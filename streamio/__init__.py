@@ -18,8 +18,10 @@ from .errors import (
     StreamioError,
 )
 from .event_time import EventWindow
+from .inputs import SourceRange
 from .listener import BatchInfo, CheckpointInfo, ReceiverInfo, StreamingListener
 from .receiver import Receiver, ReceiverOutput
+from .record_errors import DeadLetter
 from .runner import run
 from .sources import PushStream
 from .state import State, StateSpec
@@ -35,6 +37,7 @@ __all__ = [
     "ContextState",
     "ContextStateError",
     "DStream",
+    "DeadLetter",
     "EventWindow",
     "LazyChunk",
     "ManualClock",
@@ -44,6 +47,7 @@ __all__ = [
     "ReceiverError",
     "ReceiverInfo",
     "ReceiverOutput",
+    "SourceRange",
     "StreamingContext",
     "StreamingListener",
     "StreamioError",

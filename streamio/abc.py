@@ -9,7 +9,8 @@ internal modules:
   :class:`ReceiverOutput`, as lists or as :class:`LazyChunk` objects (records
   built only when a stage reads them); the output's fill level is a
   :class:`BufferStatistics`;
-- an output to an outside system implements :class:`Sink`;
+- an output to an outside system implements :class:`Sink`; one that stores
+  where its batches came from asks its stream for their :class:`SourceRange`;
 - time comes from a :class:`Clock`, and each sleeper waits on its own
   :class:`Timer`;
 - a connector that follows the batches (the Kafka source learns which offsets
@@ -24,13 +25,17 @@ from __future__ import annotations
 
 import abc
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from .buffer import BufferStatistics
 from .chunk import LazyChunk
 from .clock import Clock, Timer
+from .inputs import SourceRange
 from .listener import BatchInfo, CheckpointInfo, ReceiverInfo, StreamingListener
 from .receiver import Receiver, ReceiverOutput
+
+if TYPE_CHECKING:
+    from .dstream import DStream
 
 __all__ = [
     "BatchInfo",
@@ -42,6 +47,7 @@ __all__ = [
     "ReceiverInfo",
     "ReceiverOutput",
     "Sink",
+    "SourceRange",
     "StreamingListener",
     "Timer",
 ]
@@ -87,6 +93,14 @@ class Sink(abc.ABC, Generic[T_contra]):
     async def __call__(self, batch_time: float, records: list[T_contra]) -> None:
         """Write the records of the batch at ``batch_time``; return once they are
         written. Cancellation (a hard stop) interrupts it."""
+
+    def attach(self, stream: DStream[Any]) -> None:
+        """Called by ``stream.foreach_batch(sink)``, while the graph is built, with
+        the stream the sink will write. A sink that stores its batches' source
+        positions keeps it, to ask ``stream.source_ranges(batch_time)``; one that
+        cannot write that stream raises :class:`~streamio.ConfigurationError`
+        here. This one does nothing.
+        """
 
     async def aclose(self) -> None:
         """Release what the sink holds (flush, close its connections).

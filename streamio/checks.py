@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import importlib
 import math
-from typing import Any
+from typing import Any, Literal, cast
 
 from .errors import ConfigurationError
 
-__all__ = ["check_installed", "check_number", "check_whole_number"]
+__all__ = ["OnError", "check_installed", "check_number", "check_on_error", "check_whole_number"]
+
+#: What a record that a function (or a deserializer) refuses does.
+OnError = Literal["fail", "skip", "dead_letter"]
 
 
 def check_number(
@@ -47,3 +50,14 @@ def check_installed(module: str, what: str, extra: str | None = None) -> Any:
     except ImportError:
         install = f"'streamio[{extra}]'" if extra else module
         raise ConfigurationError(f"{what} needs {module}: pip install {install}") from None
+def check_on_error(value: Any, what: str) -> OnError:
+    """``value`` when it is a record error policy: ``"fail"``, ``"skip"`` or
+    ``"dead_letter"``; ``what`` names the setting (``"map(): on_error"``)."""
+    if value not in ("fail", "skip", "dead_letter"):
+        msg = (
+            f'{what} must be "fail" (the batch fails), "skip" (the record is left '
+            'out and counted) or "dead_letter" (left out, counted and sent to the '
+            f"stream's dead_letters()), not {value!r}"
+        )
+        raise ConfigurationError(msg)
+    return cast(OnError, value)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import os
+import weakref
 from collections.abc import AsyncIterable, Callable, Generator, Iterable
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
@@ -39,6 +40,8 @@ from .checkpoint.settings import (
 )
 from .checks import check_number, check_whole_number
 from .clock import Clock, SystemClock
+from .dashboard import load as load_dashboard
+from .dashboard.monitor import Monitor
 from .dstream import DStream
 from .errors import ConfigurationError, ContextStateError
 from .executors import check_executor_setting
@@ -48,6 +51,7 @@ from .listener import BatchInfo, StreamingListener
 from .nodes import UnionNode
 from .receiver import Receiver
 from .runtime import Runtime, single_error
+from .signals import STOP_ON_SIGNALS, watch_signals
 from .sources import AsyncIterableReceiver, PushReceiver, PushStream
 from .timeouts import move_on_after
 
@@ -62,6 +66,16 @@ class ContextState(enum.Enum):
     INITIALIZED = "initialized"
     ACTIVE = "active"
     STOPPED = "stopped"
+
+
+def _check_port(port: Any) -> int | None:
+    """``dashboard``: None, or a TCP port (0 for a free one)."""
+    if port is None:
+        return None
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        msg = f"dashboard= must be a TCP port from 0 (a free one) to 65535, or None, not {port!r}"
+        raise ConfigurationError(msg)
+    return port
 
 
 def _check_restarts(max_restarts: Any, backoff: float) -> int | None:
@@ -127,13 +141,29 @@ class StreamingContext:
             ``distributed.Client``. Stages marked "process" use that executor (or
             the context's own pool when the default is "inline").
         max_workers: the size of the context's own process pool (default: CPUs).
+        dashboard: a port to serve the live dashboard (and Prometheus' ``/metrics``)
+            on 127.0.0.1 from ``start()`` until the context stops; 0 for a free
+            port (see :attr:`dashboard_url`). Needs ``streamio[dashboard]``. None
+            (the default): no server; ``dashboard_app()`` still gives the app to
+            mount in an application's own server.
+        retained_batches: how many completed batches the dashboard keeps (Spark's
+            ``spark.streaming.ui.retainedBatches``), which bounds its memory.
+        on_batch_error: what a batch whose outputs raise does to the context.
+            ``"stop"`` (the default): the context stops, and the error is raised out
+            of ``await_termination()`` and the block. ``"continue"`` (Spark's
+            behaviour): the batch is reported (listeners' ``on_batch_completed``
+            with ``info.error`` set, and a log line), its source positions are not
+            committed on their own (the next successful batch's commit covers
+            them), the next batches run, and the next ``await_termination()``
+            raises the error once (the block's exit raises it if nothing did).
 
     Raises:
         ConfigurationError: for any invalid argument.
     """
 
-    # The context started last in this process, for get_active().
-    _last_started: ClassVar[StreamingContext | None] = None
+    # The context started last in this process, for get_active(): weakly, so a
+    # finished context (and all it references) is not kept alive by it.
+    _last_started: ClassVar[weakref.ref[StreamingContext] | None] = None
 
     def __init__(
         self,
@@ -148,8 +178,19 @@ class StreamingContext:
         stop_timeout: float = 30.0,
         executor: Any = "inline",
         max_workers: int | None = None,
+        dashboard: int | None = None,
+        retained_batches: int = 1000,
+        on_batch_error: str = "stop",
     ) -> None:
         self._interval = check_number(batch_interval, "batch_interval")
+        if on_batch_error not in ("stop", "continue"):
+            msg = (
+                'on_batch_error must be "stop" (stop the context at the first failed '
+                'batch) or "continue" (report it and run the next batches), not '
+                f"{on_batch_error!r}"
+            )
+            raise ConfigurationError(msg)
+        self._on_batch_error = on_batch_error
         if clock is not None and not isinstance(clock, Clock):
             msg = f"clock must have now() and timer() (see streamio.clock.Clock), not {clock!r}"
             raise ConfigurationError(msg)
@@ -179,6 +220,17 @@ class StreamingContext:
         self._never_started = anyio.Event()  # set when stopped before start()
         self._checkpoint: CheckpointSettings | None = None
         self._restore = False  # get_or_create() found a checkpoint to resume
+        self._retained_batches = check_whole_number(retained_batches, "retained_batches")
+        self._dashboard_port = _check_port(dashboard)
+        if dashboard is not None:
+            for module in ("app", "server"):
+                load_dashboard(module)  # a missing extra fails here, not at start()
+        self._monitor: Monitor | None = None
+        self._dashboard_url: str | None = None
+        # set by start(), or by leaving the block (or stop()) before it: the signal
+        # watcher then waits for the runtime's end, or ends
+        self._started_or_left = anyio.Event()
+        self._signals_watched: anyio.Event | None = None
 
     # -- properties -------------------------------------------------------
 
@@ -207,6 +259,12 @@ class StreamingContext:
         of the ``async with`` block and out of ``await_termination()``.
         """
         return None if self._runtime is None else self._runtime.error
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """Where the dashboard is served (``http://127.0.0.1:PORT/``) once started with
+        ``dashboard=PORT``; None otherwise."""
+        return self._dashboard_url
 
     @property
     def last_batch(self) -> BatchInfo | None:
@@ -406,6 +464,42 @@ class StreamingContext:
         """
         self._listeners.append(listener)
 
+    def dashboard_app(self) -> Any:
+        """The live dashboard of this context as an ASGI app, for an application to
+        mount in its own server: ``app.mount("/streamio", ssc.dashboard_app())``
+        (Starlette, FastAPI). It serves the page, its live event stream and
+        ``/metrics``, and only reads: nothing it serves changes the job. Call it
+        before ``start()``, so that it sees the job from its first batch.
+
+        Raises:
+            ConfigurationError: when ``streamio[dashboard]`` is not installed.
+            ContextStateError: once the context has started.
+        """
+        return load_dashboard("app").dashboard_app(self._monitoring())
+
+    def metrics_app(self) -> Any:
+        """The Prometheus exporter of this context alone, as an ASGI app
+        (``app.mount("/metrics", ssc.metrics_app())``). Call it before ``start()``.
+
+        Raises:
+            ConfigurationError: when ``streamio[metrics]`` is not installed.
+            ContextStateError: once the context has started.
+        """
+        return load_dashboard("exporter").metrics_app(self._monitoring())
+
+    def _monitoring(self) -> Monitor:
+        """The dashboard's monitor, created (and listening) on first use."""
+        if self._monitor is None:
+            if self._runtime is not None:
+                msg = (
+                    "the dashboard, metrics and to_dashboard() must be set up before "
+                    "start(), so that they see the job from its first batch"
+                )
+                raise ContextStateError(msg)
+            self._monitor = Monitor(self._graph, self._clock, self._retained_batches)
+            self._listeners.extend((self._monitor.registry, self._monitor))
+        return self._monitor
+
     def remember(self, duration: float) -> None:
         """Keep each stream's computed batches for ``duration`` seconds.
 
@@ -519,7 +613,8 @@ class StreamingContext:
     def get_active(cls) -> StreamingContext | None:
         """The context started in this process and not yet stopped, or None
         (PySpark's ``StreamingContext.getActive``)."""
-        active = StreamingContext._last_started
+        reference = StreamingContext._last_started
+        active = reference() if reference is not None else None
         if active is not None and active.state is ContextState.ACTIVE:
             return active
         return None
@@ -550,6 +645,8 @@ class StreamingContext:
             raise ContextStateError("a StreamingContext can be entered only once")
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
+        if STOP_ON_SIGNALS.get():
+            self.stop_on_signals()
         return self
 
     async def __aexit__(
@@ -559,6 +656,7 @@ class StreamingContext:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._task_group is not None
+        self._started_or_left.set()
         if self.state is ContextState.ACTIVE:
             self._request_stop(graceful=exc_type is None)
         try:
@@ -573,7 +671,8 @@ class StreamingContext:
             raise single from single.__cause__
         finally:
             self._state = ContextState.STOPPED
-        error = None if self._runtime is None else self._runtime.take_error()
+        runtime = self._runtime
+        error = None if runtime is None else runtime.take_error() or runtime.take_batch_error()
         if error is not None:
             raise error
         return suppressed
@@ -609,6 +708,11 @@ class StreamingContext:
             raise ConfigurationError(msg)
         for node in self._graph.nodes:
             self._check_checkpointable(node)
+        sock = None
+        if self._dashboard_port is not None:
+            self._monitoring()
+            sock = load_dashboard("server").bind(self._dashboard_port)
+            self._dashboard_url = "http://{}:{}/".format(*sock.getsockname())
         self._graph.frozen = True
         self._runtime = Runtime(
             self._graph,
@@ -621,11 +725,32 @@ class StreamingContext:
             max_workers=self._max_workers,
             checkpoint=self._checkpoint,
             restore=self._restore,
+            on_batch_error=self._on_batch_error,
         )
         self._runtime.start(self._task_group)
+        if self._monitor is not None:
+            self._task_group.start_soon(self._run_monitor, self._monitor, self._runtime, sock)
         self._state = ContextState.ACTIVE
-        StreamingContext._last_started = self
+        StreamingContext._last_started = weakref.ref(self)
+        self._started_or_left.set()
         return _Completion(self._runtime.wait_started)
+
+    async def _run_monitor(self, monitor: Monitor, runtime: Runtime, sock: Any) -> None:
+        """Until the job has terminated: serve the dashboard on ``sock`` (when
+        ``dashboard=`` was given), then tell the monitor's pages that it ended."""
+
+        async def job_ended() -> None:
+            await runtime.terminated.wait()
+            monitor.stop()  # before the server stops: it waits for open streams
+
+        try:
+            if sock is None:
+                await job_ended()
+            else:
+                app = load_dashboard("app").dashboard_app(monitor)
+                await load_dashboard("server").serve_app(app, sock, job_ended)
+        finally:
+            monitor.stop()  # also when cancelled: the pages' event streams end
 
     def stop(self, graceful: bool = True) -> _Completion:
         """Stop the context.
@@ -651,7 +776,49 @@ class StreamingContext:
         elif self._state is ContextState.INITIALIZED:
             self._state = ContextState.STOPPED
             self._never_started.set()
+            self._started_or_left.set()
         return _Completion(self._wait_stopped)
+
+    def stop_on_signals(self) -> _Completion:
+        """Stop gracefully on SIGTERM or SIGINT, and at once on a second one.
+
+        For an application that owns its process (a service under systemd or
+        Kubernetes, a command run in a terminal): the first signal stops the
+        context as :meth:`stop` does (receivers stop receiving, the buffered
+        batches are processed and committed, within ``stop_timeout``), so
+        ``await_termination()`` returns and the block exits normally; a second
+        one stops it at once (``stop(graceful=False)``). The signals are watched
+        by a task of the context's task group until the context has terminated;
+        their previous handlers are back then. ``streamio.run(main,
+        stop_on_signals=True)`` does this for every context ``main`` enters.
+
+        Returns at once; ``await ssc.stop_on_signals()`` also waits until the
+        signals are watched. A second call does nothing more.
+
+        Raises:
+            ContextStateError: outside ``async with``, or once the context stopped.
+        """
+        if self._task_group is None:
+            msg = "stop_on_signals() needs a running context: call it inside `async with`"
+            raise ContextStateError(msg)
+        if self.state is ContextState.STOPPED:
+            raise ContextStateError("stop_on_signals() on a context that has stopped")
+        if self._signals_watched is None:
+            self._signals_watched = anyio.Event()
+            self._task_group.start_soon(
+                watch_signals, self._signal_stop, self._terminated, self._signals_watched
+            )
+        return _Completion(self._signals_watched.wait)
+
+    def _signal_stop(self, graceful: bool) -> None:
+        if self.state is ContextState.ACTIVE:
+            self._request_stop(graceful)
+
+    async def _terminated(self) -> None:
+        """Return once the context has terminated, or was left without starting."""
+        await self._started_or_left.wait()
+        if self._runtime is not None:
+            await self._runtime.terminated.wait()
 
     async def _wait_stopped(self) -> None:
         if self._runtime is None:
@@ -672,7 +839,9 @@ class StreamingContext:
 
         Raises:
             the error that stopped the context (OperatorError, ReceiverError,
-                StopTimeoutError, ...).
+                StopTimeoutError, ...); with ``on_batch_error="continue"``, the
+                error of a batch that failed since the last call (at once, even
+                if the batch failed before this call; the context keeps running).
             ContextStateError: if the context was never started, or when awaited
                 from a task of the context's own job, which would wait for itself.
         """
@@ -692,9 +861,12 @@ class StreamingContext:
         runtime.waiters += 1
         try:
             async with move_on_after(self._clock, timeout):
-                await runtime.terminated.wait()
+                await runtime.wait_terminated_or_failed()
         finally:
             runtime.waiters -= 1
+        batch_error = runtime.take_batch_error()
+        if batch_error is not None:
+            raise batch_error
         if not runtime.terminated.is_set():
             return False
         error = runtime.take_error()

@@ -21,19 +21,22 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from .abc import Sink
 from .batch import combine_partition, concat_lists, group_partition, reduce_partition
 from .buffer import BufferStatistics, ChunkBuffer
-from .checks import check_number, check_whole_number
+from .checks import OnError, check_number, check_on_error, check_whole_number
 from .columnar import ToArrowNode, check_schema
 from .errors import ConfigurationError, ContextStateError
 from .event_time import EventTimeWindowNode, EventWindow, SessionWindowNode
 from .frames import FrameOutput, MapBatchesNode, check_format
 from .functions import accepts, check_async_function, check_function, describe
 from .graph import Node
+from .inputs import SourceRange, source_ranges
 from .nodes import (
     AsyncMapNode,
     CogroupNode,
     CountNode,
+    DeadLetterNode,
     NarrowNode,
     ReduceNode,
     RepartitionNode,
@@ -42,6 +45,7 @@ from .nodes import (
     UnionNode,
 )
 from .outputs import OutputOperation
+from .record_errors import DeadLetter, DeadLetterOwner
 from .sql import SqlNode, check_query
 from .state import (
     MapWithStateNode,
@@ -148,6 +152,25 @@ class DStream(Generic[T]):
         """
         await self._buffer().wait_until(predicate)
 
+    def source_ranges(self, batch_time: float) -> dict[str, SourceRange]:
+        """The source positions the batch at ``batch_time`` covers, for every input
+        stream upstream of this one, by name: Spark's ``HasOffsetRanges``.
+
+        Each :class:`~streamio.SourceRange` gives the position the input had
+        reached before the batch and the one the batch reaches (Kafka offsets,
+        a sequence number: whatever its receiver stores). Unlike Spark's, it works
+        after any operator: a batch time is one cut of every input. A window's
+        batch reads earlier batches too, but its ranges are those cut at
+        ``batch_time``. An output stores them with its results, in the same
+        transaction, to write each record exactly once.
+
+        Ask while the batch is output (in its ``foreach_batch`` call).
+
+        Raises:
+            ContextStateError: for a batch that is not being output now.
+        """
+        return source_ranges(self._node, batch_time)
+
     def _wrap(self, node: Node) -> DStream[Any]:
         return DStream(self._context, node)
 
@@ -158,11 +181,13 @@ class DStream(Generic[T]):
         user_fn: Any,
         name: str | None,
         executor: str | None = None,
+        on_error: OnError = "fail",
     ) -> DStream[Any]:
         if executor not in (None, "inline", "process"):
             msg = f'{kind}(): executor= must be "inline" or "process", not {executor!r}'
             raise ConfigurationError(msg)
-        return self._wrap(NarrowNode(self._node, kind, fn, user_fn, name, executor))
+        policy = check_on_error(on_error, f"{kind}(): on_error")
+        return self._wrap(NarrowNode(self._node, kind, fn, user_fn, name, executor, policy))
 
     def _other(self, other: Any, operator: str) -> Node:
         return self._context._own(other, operator)
@@ -170,18 +195,37 @@ class DStream(Generic[T]):
     # -- narrow operators ------------------------------------------------------
 
     def map(
-        self, f: Callable[[T], U], *, name: str | None = None, executor: str | None = None
+        self,
+        f: Callable[[T], U],
+        *,
+        name: str | None = None,
+        executor: str | None = None,
+        on_error: OnError = "fail",
     ) -> DStream[U]:
         """Apply ``f`` to every record.
 
+        ``on_error``: what a record ``f`` raises on does. ``"fail"`` (the default)
+        fails the batch; ``"skip"`` leaves it out (counted in
+        ``BatchInfo.records_skipped``); ``"dead_letter"`` leaves it out and sends
+        it to this stream's :meth:`dead_letters`. The other record-wise
+        operators (``flat_map``, ``filter``, ``map_values``, ``flat_map_values``)
+        take it too.
+
         >>> collect(lambda s: s.map(lambda x: x * 10), [[1, 2], [3]])
         [[10, 20], [30]]
+        >>> collect(lambda s: s.map(int, on_error="skip"), [["1", "x", "3"]])
+        [[1, 3]]
         """
         check_function(f, "map", 1)
-        return self._narrow("map", partial(map, f), f, name, executor)
+        return self._narrow("map", partial(map, f), f, name, executor, on_error)
 
     def flat_map(
-        self, f: Callable[[T], Iterable[U]], *, name: str | None = None, executor: str | None = None
+        self,
+        f: Callable[[T], Iterable[U]],
+        *,
+        name: str | None = None,
+        executor: str | None = None,
+        on_error: OnError = "fail",
     ) -> DStream[U]:
         """Apply ``f`` to every record and flatten the iterables it returns.
 
@@ -193,10 +237,15 @@ class DStream(Generic[T]):
         def flat_map(records: Iterable[T]) -> Iterator[U]:
             return itertools.chain.from_iterable(map(f, records))
 
-        return self._narrow("flat_map", flat_map, f, name, executor)
+        return self._narrow("flat_map", flat_map, f, name, executor, on_error)
 
     def filter(
-        self, f: Callable[[T], Any], *, name: str | None = None, executor: str | None = None
+        self,
+        f: Callable[[T], Any],
+        *,
+        name: str | None = None,
+        executor: str | None = None,
+        on_error: OnError = "fail",
     ) -> DStream[T]:
         """Keep the records for which ``f`` is true.
 
@@ -204,7 +253,7 @@ class DStream(Generic[T]):
         [[1, 3]]
         """
         check_function(f, "filter", 1)
-        return self._narrow("filter", partial(filter, f), f, name, executor)
+        return self._narrow("filter", partial(filter, f), f, name, executor, on_error)
 
     def map_partitions(
         self,
@@ -239,6 +288,7 @@ class DStream(Generic[T]):
         *,
         name: str | None = None,
         executor: str | None = None,
+        on_error: OnError = "fail",
     ) -> DStream[tuple[K, U]]:
         """Apply ``f`` to the value of every (key, value) record, keeping the key.
 
@@ -250,7 +300,7 @@ class DStream(Generic[T]):
         def map_values(pairs: Iterable[tuple[K, V]]) -> Iterator[tuple[K, U]]:
             return ((key, f(value)) for key, value in pairs)
 
-        return self._narrow("map_values", map_values, f, name, executor)
+        return self._narrow("map_values", map_values, f, name, executor, on_error)
 
     def flat_map_values(
         self: DStream[tuple[K, V]],
@@ -258,6 +308,7 @@ class DStream(Generic[T]):
         *,
         name: str | None = None,
         executor: str | None = None,
+        on_error: OnError = "fail",
     ) -> DStream[tuple[K, U]]:
         """Like :meth:`map_values` with ``f`` returning several values per record.
 
@@ -269,7 +320,36 @@ class DStream(Generic[T]):
         def flat_map_values(pairs: Iterable[tuple[K, V]]) -> Iterator[tuple[K, U]]:
             return ((key, item) for key, value in pairs for item in f(value))
 
-        return self._narrow("flat_map_values", flat_map_values, f, name, executor)
+        return self._narrow("flat_map_values", flat_map_values, f, name, executor, on_error)
+
+    def dead_letters(self, *, name: str | None = None) -> DStream[DeadLetter]:
+        """The records this stream's operator refused, as :class:`~streamio.DeadLetter`
+        ``(record, error, operator, batch_time)``, in the batch they were part of:
+        for an operator built with ``on_error="dead_letter"``, or an input whose
+        source sends what it cannot decode there (Kafka's
+        ``on_deserialize_error="dead_letter"``). Send them wherever you like.
+
+        The operator is then computed once per batch rather than fused into its
+        consumer. A stream that dead-letters records must have an output on its
+        ``dead_letters()``: the context fails at start otherwise.
+
+        >>> collect(lambda s: s.map(int, on_error="dead_letter").dead_letters().map(
+        ...     lambda d: (d.record, type(d.error).__name__, d.operator, d.batch_time)),
+        ...     [["1", "x"]])
+        [[('x', 'ValueError', 'map_2', 1.0)]]
+
+        Raises:
+            ConfigurationError: when this stream sends nothing to dead letters.
+        """
+        node = self._node
+        if not (isinstance(node, DeadLetterOwner) and node.sends_dead_letters()):
+            msg = (
+                f"dead_letters() of {self.name!r}: it sends no records there; build its "
+                'operator with on_error="dead_letter" (or its source with '
+                'on_deserialize_error="dead_letter")'
+            )
+            raise ConfigurationError(msg)
+        return self._wrap(DeadLetterNode(node, name))
 
     # -- whole-batch and structural operators ----------------------------------
 
@@ -966,9 +1046,10 @@ class DStream(Generic[T]):
 
         ``fn`` may be ``async def``; the batch counts as done when it returns.
         Output operations run in registration order, one batch after the other.
-        With ``format="arrow"``, ``"polars"`` or ``"pandas"``, ``fn`` gets the batch
-        as one frame of that kind instead of a list of records (see
-        :meth:`map_batches`).
+        A :class:`~streamio.abc.Sink` is first told which stream it writes
+        (:meth:`~streamio.abc.Sink.attach`). With ``format="arrow"``, ``"polars"``
+        or ``"pandas"``, ``fn`` gets the batch as one frame of that kind instead of
+        a list of records (see :meth:`map_batches`).
         """
         with_time = _with_time(fn, "foreach_batch", 1)
         if format is not None:
@@ -976,6 +1057,8 @@ class DStream(Generic[T]):
             FrameOutput(self._node, fn, checked, with_time, name)
             return
         call = fn if with_time else (lambda time, records: fn(records))
+        if isinstance(fn, Sink):
+            fn.attach(self)
         OutputOperation(self._node, call, "foreach_batch", name, user_fn=fn)
 
     def pprint(self, num: int = 10, *, name: str | None = None) -> None:
@@ -998,6 +1081,37 @@ class DStream(Generic[T]):
             print("\n".join(lines) + "\n")
 
         OutputOperation(self._node, print_batch, "pprint", name)
+
+    def to_dashboard(
+        self, title: str, *, kind: str = "table", top: int = 10, name: str | None = None
+    ) -> None:
+        """Show every batch of this stream live on the context's dashboard.
+
+        ``kind``: "table" (the records as rows), "bar" ((label, number) pairs as
+        bars) or "line" (one point per batch: the sum of a stream of numbers
+        such as ``count()``, or one line per label of (label, number) pairs).
+        (label, number) pairs are ranked by their number, largest first, and
+        ``top`` rows, bars or lines are shown; other records keep their order.
+        An output operation, like ``pprint``: it only reads the batch. Its name
+        (in metrics) is ``name``, or the title. Add it before ``start()``.
+
+        Raises:
+            ConfigurationError: for an empty title, an unknown kind, or a
+                ``top`` that is not a whole number >= 1.
+        """
+        from .dashboard.panels import Panel
+
+        panel = Panel(title, kind, top, self._context._retained_batches)
+        monitor = self._context._monitoring()
+
+        def show(time: float, records: list[Any]) -> None:
+            panel.update(time, records)
+            monitor.changed()
+
+        if name is None:
+            name = self._node.graph.free_name(title)  # the panel's name in metrics
+        panel.name = OutputOperation(self._node, show, "to_dashboard", name).name
+        monitor.add_panel(panel)
 
 
 def _name_hidden_steps(result: DStream[Any], start: DStream[Any]) -> DStream[Any]:

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .batch import Batch, PartitionFn, compose
+from .checks import OnError
 from .errors import ConfigurationError, ContextStateError
 from .functions import Ops, operator_failures
+from .record_errors import Drops, GuardedStage, Stage, record_rejected
 
 if TYPE_CHECKING:
     from .checkpoint.keyed import KeyedChanges
@@ -44,11 +46,36 @@ class Pipeline:
     fn: PartitionFn | None
     ops: Ops
     executor: str | None = None
+    # The fused steps one by one with their record policies, and the node of each
+    # (for the records a policy leaves out; see streamio.record_errors).
+    stages: tuple[Stage, ...] = ()
+    owners: tuple[Node | None, ...] = ()
 
-    def then(self, fn: PartitionFn | None, ops: Ops = (), executor: str | None = None) -> Pipeline:
+    def then(
+        self,
+        fn: PartitionFn | None,
+        ops: Ops = (),
+        executor: str | None = None,
+        on_error: OnError = "fail",
+        owner: Node | None = None,
+    ) -> Pipeline:
         marks = {self.executor, executor}
         chosen = "process" if "process" in marks else ("inline" if "inline" in marks else None)
-        return Pipeline(self.source, compose(self.fn, fn), self.ops + ops, chosen)
+        if fn is None:
+            return Pipeline(self.source, self.fn, self.ops + ops, chosen, self.stages, self.owners)
+        return Pipeline(
+            self.source,
+            compose(self.fn, fn),
+            self.ops + ops,
+            chosen,
+            (*self.stages, Stage(fn, on_error)),
+            (*self.owners, owner),
+        )
+
+    @property
+    def guarded(self) -> bool:
+        """Whether a step has a record policy (its failures are isolated)."""
+        return any(stage.policy != "fail" for stage in self.stages)
 
 
 class Graph:
@@ -68,6 +95,7 @@ class Graph:
         # once every receiver has opened, so windows align on the first batch).
         self.zero_time = 0.0
         self.remember = 0.0  # what ssc.remember() asked for
+        self.drops = Drops()  # records left out by record policies, for BatchInfo
         self._names: set[str] = set()
         self._counter = itertools.count(1)
 
@@ -137,6 +165,7 @@ class Graph:
             output.node.consumers += 1
         for node in self.nodes:
             node.materialized |= node.consumers > 1
+            node.check_prepared()
 
     def forget(self, time: float) -> None:
         """Batch ``time`` is done: drop what no window or ``remember()`` needs."""
@@ -162,15 +191,29 @@ class Graph:
         batch at ``time``. A failure becomes an OperatorError naming the operator
         and function that raised (see :func:`~streamio.functions.operator_failures`).
         """
-        pipeline = node.pipeline().then(tail, tail_ops, executor)
+        return await self.run(node.pipeline().then(tail, tail_ops, executor), time, what)
+
+    async def run(self, pipeline: Pipeline, time: float, what: str) -> Any:
+        """Run ``pipeline`` over each partition of its source's batch at ``time``
+        (see :meth:`evaluate`), counting what record policies leave out."""
         batch = await pipeline.source.get(time)
         if batch is None:
             return None
         if pipeline.fn is None:
             return batch.partitions
         runner = self.executors[pipeline.executor or self.default_executor]
+        if not pipeline.guarded:
+            with operator_failures(what, time, pipeline.ops):
+                return await runner.map_partitions(pipeline.fn, batch.partitions, pipeline.ops)
+        guarded = GuardedStage(pipeline.fn, pipeline.stages)
         with operator_failures(what, time, pipeline.ops):
-            return await runner.map_partitions(pipeline.fn, batch.partitions, pipeline.ops)
+            runs = await runner.map_partitions(guarded, batch.partitions, pipeline.ops)
+        results = []
+        for result, rejected in runs:
+            results.append(result)
+            if rejected is not None:
+                record_rejected(self.drops, time, pipeline.owners, rejected)
+        return results
 
 
 class Node:
@@ -218,6 +261,10 @@ class Node:
         # What errors call this node: its name, or the operator the user wrote when
         # this node is a hidden step of it (the per-batch reduce of a windowed one).
         self.label = self.name
+
+    def check_prepared(self) -> None:
+        """Called at start, once every node's consumers are counted: fail on a
+        setup that cannot work (dead letters that nothing reads)."""
 
     def own_remember(self) -> float:
         """Seconds of its own past batches this node reads (a windowed reduce: one slide)."""

@@ -7,20 +7,63 @@ batch reached so it can be committed once the batch's outputs have finished.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .batch import Batch, split_chunks
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ContextStateError
 from .graph import Graph, Node
+from .record_errors import DeadLetter, DeadLetterOwner, RejectedRecords
 
 if TYPE_CHECKING:
     from .buffer import ChunkBuffer
     from .receiver import Receiver
 
-__all__ = ["InputNode", "QueueInputNode", "ReceiverInputNode", "check_queue_item"]
+__all__ = [
+    "InputNode",
+    "QueueInputNode",
+    "ReceiverInputNode",
+    "SourceRange",
+    "check_queue_item",
+    "source_ranges",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRange:
+    """The source positions one batch of one input stream covers: Spark's
+    ``OffsetRange``, for any receiver's positions.
+
+    An output learns them with ``stream.source_ranges(batch_time)`` to store them
+    with its results (in one transaction, as
+    :class:`~streamio.connectors.database.TransactionalSink` does).
+
+    Attributes:
+        stream: the input stream's name.
+        batch_time: the batch.
+        start: the position the stream had reached before this batch (the end of
+            its previous batch that had one), or None when none had yet in this
+            run.
+        end: the position this batch reaches (the last one its receiver stored
+            with the batch's records); ``start`` itself when the batch took no
+            new position (no records, or a receiver that stores none).
+    """
+
+    stream: str
+    batch_time: float
+    start: Any
+    end: Any
+
+    @property
+    def advanced(self) -> bool:
+        """Whether the batch moved the stream's position."""
+        return self.end is not self.start
+
+logger = logging.getLogger(__name__)
 
 
 class InputNode(Node):
@@ -31,12 +74,17 @@ class InputNode(Node):
     def __init__(self, graph: Graph, name: str | None) -> None:
         super().__init__(graph, (), name)
         self.positions: dict[float, Any] = {}
+        self.reached: Any = None  # the position of the last batch cut that had one
+        self.last_range: SourceRange | None = None  # that of the last batch cut
 
     def cut(self, time: float) -> Batch[Any]:
         """Take this tick's records (called by the scheduler)."""
         chunks, position = self.take()
+        start = self.reached
         if position is not None:
             self.positions[time] = position
+            self.reached = position
+        self.last_range = SourceRange(self.name, time, start, self.reached)
         batch = Batch(time, split_chunks(chunks, self.graph.partition_size))
         self._generated[time] = batch
         return batch
@@ -51,6 +99,11 @@ class InputNode(Node):
 
     async def commit(self, time: float) -> None:
         """Every output of batch ``time`` finished: pass its position to the source."""
+
+    def skip_commit(self, time: float) -> None:
+        """Batch ``time`` failed (``on_batch_error="continue"``): its position is
+        not committed on its own; the next successful batch's commit covers it."""
+        self.positions.pop(time, None)
 
     async def compute(self, time: float) -> Batch[Any] | None:
         return Batch(time, [[]])
@@ -103,11 +156,13 @@ def check_queue_item(item: Any, stream: str) -> Iterable[Any]:
     return item
 
 
-class ReceiverInputNode(InputNode):
+class ReceiverInputNode(InputNode, DeadLetterOwner):
     """A stream fed by a receiver task through a bounded buffer.
 
     It tells the receiver's supervisor when a position has been committed, so
     that a receiver whose source ended is closed only after its last commit.
+    The records the receiver refused since the last cut are counted in the
+    batch it cuts, and dead letters become that batch's ``dead_letters()``.
     """
 
     kind = "receiver_stream"
@@ -126,6 +181,35 @@ class ReceiverInputNode(InputNode):
         self.max_records_per_batch = max_records_per_batch
         self._last_committed: Any = None
         self._committing: anyio.Event | None = None  # set at the next commit
+        # The position of a failed batch (on_batch_error="continue"), committed by
+        # the next successful one when that one brings no position of its own.
+        self._uncommitted: Any = None
+        self.rejected = RejectedRecords()  # filled through the receiver's output
+        self.init_dead_letters()
+
+    def sends_dead_letters(self) -> bool:
+        return self.receiver.sends_dead_letters
+
+    def check_prepared(self) -> None:
+        self.check_dead_letters_read(self.name)
+
+    def cut(self, time: float) -> Batch[Any]:
+        batch = super().cut(time)
+        skipped, dead = self.rejected.take()
+        drops = self.graph.drops
+        if skipped:
+            drops.skipped[self.label] += skipped
+            logger.warning("%r skipped %d record(s) it could not decode", self.name, skipped)
+        if dead:
+            drops.dead_lettered[self.label] += len(dead)
+            self.add_dead_letters(
+                [DeadLetter(record, error, self.label, time) for record, error in dead]
+            )
+        return batch
+
+    def forget(self, before: float) -> None:
+        super().forget(before)
+        self.forget_dead_letters(before)
 
     def take(self) -> tuple[list[Sequence[Any]], Any]:
         return self.buffer.take(self.max_records_per_batch)
@@ -135,6 +219,9 @@ class ReceiverInputNode(InputNode):
 
     async def commit(self, time: float) -> None:
         position = self.positions.pop(time, None)
+        if position is None:  # a batch without records: a failed one's position, if any
+            position = self._uncommitted
+        self._uncommitted = None
         if position is not None:
             await self.commit_position(position)
 
@@ -155,6 +242,11 @@ class ReceiverInputNode(InputNode):
             self._committing.set()
             self._committing = None
 
+    def skip_commit(self, time: float) -> None:
+        position = self.positions.pop(time, None)
+        if position is not None:
+            self._uncommitted = position
+
     async def wait_committed(self, position: Any) -> None:
         """Return once ``position`` (the object the receiver stored) has been committed.
 
@@ -168,3 +260,29 @@ class ReceiverInputNode(InputNode):
             await self._committing.wait()
 
 
+
+
+def source_ranges(node: Node, time: float) -> dict[str, SourceRange]:
+    """The source range of batch ``time`` of every input stream upstream of ``node``.
+
+    Raises:
+        ContextStateError: when ``time`` is not the batch being output now.
+    """
+    ranges: dict[str, SourceRange] = {}
+    pending, seen = [node], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, InputNode):
+            found = current.last_range
+            if found is None or found.batch_time != time:
+                msg = (
+                    f"the source ranges of batch {time} of {current.name!r} are not known: "
+                    "ask for them while that batch is output (in its foreach_batch call)"
+                )
+                raise ContextStateError(msg)
+            ranges[current.name] = found
+        pending.extend(current.parents)
+    return ranges

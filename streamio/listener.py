@@ -45,6 +45,14 @@ class BatchInfo:
         processing_start_time: when its first output job started (None before).
         processing_end_time: when its last output job finished (None before).
         checkpoint: the checkpoint written after it, if one was.
+        error: the exception that failed the batch, when an output failed and the
+            context runs with ``on_batch_error="continue"``; None for a batch that
+            succeeded.
+        records_skipped: records left out by ``on_error="skip"`` (operators) or a
+            source's ``on_deserialize_error="skip"`` in this batch, by operator or
+            input stream name (only those that skipped any).
+        records_dead_lettered: records sent to a ``dead_letters()`` stream in this
+            batch, by operator or input stream name.
     """
 
     batch_time: float
@@ -53,6 +61,9 @@ class BatchInfo:
     processing_start_time: float | None = None
     processing_end_time: float | None = None
     checkpoint: CheckpointInfo | None = None
+    error: BaseException | None = None
+    records_skipped: dict[str, int] = field(default_factory=dict)
+    records_dead_lettered: dict[str, int] = field(default_factory=dict)
 
     @property
     def num_records(self) -> int:
@@ -118,7 +129,9 @@ class StreamingListener:
         """A batch's first output job is starting."""
 
     def on_batch_completed(self, info: BatchInfo) -> Any:
-        """Every output job of a batch has finished (and positions were committed)."""
+        """Every output job of a batch has finished (and positions were committed),
+        or, with ``on_batch_error="continue"``, one failed: ``info.error`` is set
+        and the batch's positions were not committed."""
 
     def on_checkpoint_written(self, info: CheckpointInfo) -> Any:
         """A checkpoint was written (and the positions it covers committed)."""

@@ -18,7 +18,6 @@ from .batch import (
     Batch,
     PartitionFn,
     cogroup_partitions,
-    compose,
     count_records,
     merge_by_key,
     reduce_records,
@@ -26,16 +25,19 @@ from .batch import (
     split_evenly,
     split_records,
 )
+from .checks import OnError
 from .columnar import is_columnar, key_rows
 from .columnar import split_evenly as split_arrow_evenly
 from .errors import OperatorError
 from .functions import operator_failures
 from .graph import Node, Ops, Pipeline
+from .record_errors import DeadLetterOwner
 
 __all__ = [
     "AsyncMapNode",
     "CogroupNode",
     "CountNode",
+    "DeadLetterNode",
     "NarrowNode",
     "ReduceNode",
     "RepartitionNode",
@@ -45,8 +47,12 @@ __all__ = [
 ]
 
 
-class NarrowNode(Node):
-    """map, filter, flat_map, ...: a per-partition function, fused when possible."""
+class NarrowNode(Node, DeadLetterOwner):
+    """map, filter, flat_map, ...: a per-partition function, fused when possible.
+
+    ``on_error`` other than "fail" (record-wise operators only) leaves out the
+    records the function refuses (see :mod:`streamio.record_errors`).
+    """
 
     def __init__(
         self,
@@ -56,12 +62,33 @@ class NarrowNode(Node):
         user_fn: Callable[..., Any] | None,
         name: str | None,
         executor: str | None = None,
+        on_error: OnError = "fail",
     ) -> None:
         self.kind = kind
         super().__init__(parent.graph, (parent,), name)
         self.fn = fn
         self.user_fn = user_fn
         self.executor = executor
+        self.on_error = on_error
+        self.init_dead_letters()
+
+    def sends_dead_letters(self) -> bool:
+        return self.on_error == "dead_letter"
+
+    def check_prepared(self) -> None:
+        self.check_dead_letters_read(self.name)
+
+    def forget(self, before: float) -> None:
+        super().forget(before)
+        self.forget_dead_letters(before)
+
+    def step(self) -> Pipeline:
+        """This node's own step after its parent's pipeline."""
+        return (
+            self.parents[0]
+            .pipeline()
+            .then(self.fn, self.ops(), self.executor, self.on_error, self)
+        )
 
     def ops(self) -> Ops:
         """The user function of this stage, named for error messages."""
@@ -72,15 +99,11 @@ class NarrowNode(Node):
             if self.materialized:
                 self.cached_pipeline = Pipeline(self, None, ())
             else:
-                self.cached_pipeline = (
-                    self.parents[0].pipeline().then(self.fn, self.ops(), self.executor)
-                )
+                self.cached_pipeline = self.step()
         return self.cached_pipeline
 
     async def compute(self, time: float) -> Batch[Any] | None:
-        parts = await self.graph.evaluate(
-            self.parents[0], time, compose(self.fn, list), self.label, self.ops(), self.executor
-        )
+        parts = await self.graph.run(self.step().then(list), time, self.label)
         return None if parts is None else Batch(time, parts)
 
 
@@ -284,3 +307,28 @@ class AsyncMapNode(Node):
             with operator_failures(self.label, time, ((self.label, fn),)):
                 raise failure[0]
         return Batch(time, results)
+
+
+class DeadLetterNode(Node):
+    """The ``dead_letters()`` stream of an operator or an input: the records it
+    refused, as :class:`~streamio.DeadLetter`, in the batch they were part of.
+
+    Its owner is memoised (not fused into its consumer): its batch is computed
+    once, and the records refused meanwhile make this stream's batch.
+    """
+
+    kind = "dead_letters"
+    materializes_parents = True
+
+    def __init__(self, owner: Node, name: str | None) -> None:
+        super().__init__(owner.graph, (owner,), name)
+        assert isinstance(owner, DeadLetterOwner)
+        owner.dead_letter_streams.append(self)
+
+    async def compute(self, time: float) -> Batch[Any] | None:
+        owner = self.parents[0]
+        if await owner.get(time) is None:
+            return None
+        assert isinstance(owner, DeadLetterOwner)
+        letters = list(owner.dead_letters.get(time, ()))
+        return Batch(time, split_records(letters, self.graph.partition_size))

@@ -14,7 +14,11 @@ __all__ = ["OutputOperation"]
 
 
 class OutputOperation:
-    """An output job: a function called with each batch's time and records."""
+    """An output job: a function called with each batch's time and records.
+
+    ``records_out`` counts the records it was given, over every batch (for the
+    metrics).
+    """
 
     def __init__(
         self,
@@ -29,6 +33,7 @@ class OutputOperation:
         self.user_fn = user_fn or fn
         self.graph = node.graph
         self.kind = kind
+        self.records_out = 0
         self.name = node.graph.register_output(self, kind, name)
 
     def state_to_save(self) -> Any:
@@ -44,6 +49,7 @@ class OutputOperation:
         if parts is None:
             return
         records = list(itertools.chain.from_iterable(parts))
+        self.records_out += len(records)
         with operator_failures(self.name, time, ((self.name, self.user_fn),)):
             result = self.fn(time, records)
             if inspect.isawaitable(result):

@@ -29,6 +29,7 @@ from .chunk import LazyChunk
 from .clock import Clock
 from .errors import ConnectorError, ReceiverError
 from .listener import ReceiverInfo
+from .record_errors import RejectedRecords
 from .timeouts import move_on_after, sleep
 
 __all__ = ["MAX_RESTART_BACKOFF", "Receiver", "ReceiverOutput"]
@@ -67,10 +68,12 @@ class ReceiverOutput(Generic[T]):
         stream: str = "",
         notify: Notify | None = None,
         log: ChunkLog | None = None,
+        rejected: RejectedRecords | None = None,
     ) -> None:
         self._buffer = buffer
         self._notify = notify
         self._log = log  # the write-ahead log, when the stream's chunks go through it
+        self._rejected = rejected if rejected is not None else RejectedRecords()
         self.stream = stream
         self.attempt = 0
         self._stored = False  # whether the current attempt stored anything
@@ -129,6 +132,22 @@ class ReceiverOutput(Generic[T]):
         self._stored = True
         if position is not None:
             self._last_position = position
+
+    def reject(self, records: Iterable[tuple[Any, BaseException]], *, dead_letter: bool) -> None:
+        """Report records the receiver refused (could not decode), with the error
+        of each, rather than dropping them unseen.
+
+        They are counted in the next batch's ``BatchInfo.records_skipped``, or,
+        with ``dead_letter=True``, ``records_dead_lettered``, and then go to the
+        stream's ``dead_letters()`` as :class:`~streamio.DeadLetter` (give the raw
+        record: bytes, topic, offset...). A receiver that dead-letters sets
+        :attr:`Receiver.sends_dead_letters`. Their position is committed with the
+        chunk stored after them: store one (empty if need be) that covers them.
+        """
+        if dead_letter:
+            self._rejected.dead.extend(records)
+        else:
+            self._rejected.skipped += sum(1 for _ in records)
 
     def statistics(self) -> BufferStatistics:
         """The buffer's fill level (records and estimated bytes), its limits and how
@@ -193,11 +212,15 @@ class Receiver(abc.ABC, Generic[T]):
         schema: for a columnar receiver (one that stores ``pyarrow.RecordBatch``
             chunks), the ``pyarrow.Schema`` of those batches, so that columnar
             operators see an empty batch as an empty table of it; None otherwise.
+        sends_dead_letters: True for a receiver that reports records it cannot
+            decode with ``output.reject(..., dead_letter=True)``: its stream's
+            ``dead_letters()`` then holds them, and must have an output.
     """
 
     restartable: bool = True
     replayable: bool = False
     schema: Any = None
+    sends_dead_letters: bool = False
 
     async def open(self) -> None:
         """Connect to the source. The first batch waits until every receiver opened."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib.util
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from .errors import ConfigurationError
+from .signals import STOP_ON_SIGNALS
 
 __all__ = ["run"]
 
@@ -32,13 +34,23 @@ def loop_factory(use_uvloop: bool | None) -> Callable[[], asyncio.AbstractEventL
     return uvloop.new_event_loop
 
 
-def run(main: Awaitable[T] | Callable[[], Awaitable[T]], *, use_uvloop: bool | None = None) -> T:
+def run(
+    main: Awaitable[T] | Callable[[], Awaitable[T]],
+    *,
+    use_uvloop: bool | None = None,
+    stop_on_signals: bool = False,
+) -> T:
     """Run ``main`` (a coroutine, or an async function taking no arguments) to completion.
 
     Args:
         main: what to run.
         use_uvloop: True to require uvloop, False for asyncio's default loop,
             None (the default) for uvloop when it is installed.
+        stop_on_signals: every StreamingContext entered in ``main`` stops
+            gracefully on SIGTERM or SIGINT, and at once on a second one (see
+            ``StreamingContext.stop_on_signals``), so that a service stopped by
+            its supervisor, or a command stopped with Ctrl-C, finishes and
+            commits its buffered batches and exits normally.
 
     The loop is created through a loop factory: no global event loop policy is
     read or changed. The runtime itself works on any asyncio loop, so inside an
@@ -46,6 +58,9 @@ def run(main: Awaitable[T] | Callable[[], Awaitable[T]], *, use_uvloop: bool | N
     directly instead.
     """
     factory = loop_factory(use_uvloop)
-    coroutine: Any = main() if callable(main) else main
+    context = contextvars.copy_context()
+    if stop_on_signals:
+        context.run(STOP_ON_SIGNALS.set, True)
+    coroutine: Any = context.run(main) if callable(main) else main
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(coroutine)
+        return runner.run(coroutine, context=context)

@@ -60,11 +60,13 @@ class Runtime:
         max_workers: int | None,
         checkpoint: CheckpointSettings | None = None,
         restore: bool = False,
+        on_batch_error: str = "stop",
     ) -> None:
         self.graph = graph
         self.clock = clock
         self.listeners = listeners
-        self.scheduler = Scheduler(graph, clock, listeners, stop_timeout)
+        continuing = self._batch_failed if on_batch_error == "continue" else None
+        self.scheduler = Scheduler(graph, clock, listeners, stop_timeout, continuing)
         self.checkpointer = Checkpointer(checkpoint, graph) if checkpoint is not None else None
         self._restore = restore
         self._max_restarts = max_restarts
@@ -81,6 +83,10 @@ class Runtime:
         self.error: BaseException | None = None
         self.error_raised = False
         self.waiters = 0
+        # on_batch_error="continue": the first failed batch's error not raised yet,
+        # and an event set when one comes (or the job terminates) for the waiters
+        self.batch_error: BaseException | None = None
+        self._attention = anyio.Event()
 
     def start(self, task_group: TaskGroup) -> None:
         """Prepare the graph and the executors, then run in ``task_group``."""
@@ -112,6 +118,24 @@ class Runtime:
             return None
         self.error_raised = True
         return self.error
+
+    def _batch_failed(self, error: BaseException) -> None:
+        """A batch failed and the job goes on: keep its error for the next
+        ``await_termination()`` (the first one, when several wait)."""
+        if self.batch_error is None:
+            self.batch_error = error
+        self._attention.set()
+        self._attention = anyio.Event()
+
+    def take_batch_error(self) -> BaseException | None:
+        """The error of a failed batch not raised yet, once."""
+        error, self.batch_error = self.batch_error, None
+        return error
+
+    async def wait_terminated_or_failed(self) -> None:
+        """Wait until terminated, or until a failed batch's error waits to be raised."""
+        while self.batch_error is None and not self.terminated.is_set():
+            await self._attention.wait()
 
     def inside(self) -> bool:
         """Whether the current task is part of this runtime's job."""
@@ -171,6 +195,7 @@ class Runtime:
                 await self._close_checkpoint()
             self.started.set()
             self.terminated.set()
+            self._attention.set()
         if self.error is not None and self.waiters == 0:
             task_group.cancel_scope.cancel()
 
@@ -234,7 +259,13 @@ class Runtime:
 
         await supervise(
             node.receiver,
-            ReceiverOutput(node.buffer, stream=node.name, notify=on_event, log=self._log_for(node)),
+            ReceiverOutput(
+                node.buffer,
+                stream=node.name,
+                notify=on_event,
+                log=self._log_for(node),
+                rejected=node.rejected,
+            ),
             stream=node.name,
             clock=self.clock,
             max_restarts=self._max_restarts,

@@ -52,6 +52,9 @@ class Scheduler:
         clock: where time, and the graceful stop's deadline, come from.
         listeners: told of every batch.
         stop_timeout: seconds of ``clock`` time a graceful stop may take.
+        on_batch_error: None to fail on a batch whose outputs raise (the context
+            stops: ``on_batch_error="stop"``); else called with the error of each
+            failed batch, and the next batches run (``"continue"``).
     """
 
     def __init__(
@@ -60,8 +63,10 @@ class Scheduler:
         clock: Clock,
         listeners: Sequence[StreamingListener],
         stop_timeout: float,
+        on_batch_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.graph = graph
+        self.on_batch_error = on_batch_error
         self.clock = clock
         self.listeners = listeners
         self.interval = graph.batch_interval
@@ -225,6 +230,33 @@ class Scheduler:
             left[node.name] = left.get(node.name, 0) + node.pending()
         return {name: count for name, count in left.items() if count}
 
+    async def _commit(self, info: BatchInfo) -> None:
+        """Every output of the batch finished: commit its positions (or have the
+        checkpoint, when due, do it)."""
+        time = info.batch_time
+        if self.checkpointer is None:
+            for node in self.inputs:
+                await node.commit(time)
+            self.graph.forget(time)
+        else:
+            self.graph.forget(time)  # what is left is what later batches need
+            if self.checkpointer.due(time):
+                await self._checkpoint(info)
+
+    def _failed(self, info: BatchInfo, error: Exception) -> None:
+        """``on_batch_error="continue"``: the batch is reported and the next ones
+        run; its positions are covered by the next successful batch's commit (or,
+        with checkpointing, by the next checkpoint's)."""
+        assert self.on_batch_error is not None
+        info.error = error
+        time = info.batch_time
+        if self.checkpointer is None:
+            for node in self.inputs:
+                node.skip_commit(time)
+        self.graph.forget(time)
+        logger.error("batch %s failed, continuing with the next: %s", time, error)
+        self.on_batch_error(error)
+
     async def run_batch(self, time: float) -> None:
         """Cut one batch from every input, run the output jobs, then commit.
 
@@ -241,17 +273,17 @@ class Scheduler:
         info.processing_start_time = clock.now()
         if listeners:
             await notify(listeners, "on_batch_started", info)
-        for output in self.graph.outputs:
-            await output.run(time)
-        if self.checkpointer is None:
-            for node in self.inputs:
-                await node.commit(time)
-            self.graph.forget(time)
+        try:
+            for output in self.graph.outputs:
+                await output.run(time)
+        except Exception as exc:
+            if self.on_batch_error is None:
+                raise
+            self._failed(info, exc)
         else:
-            self.graph.forget(time)  # what is left is what later batches need
-            if self.checkpointer.due(time):
-                await self._checkpoint(info)
+            await self._commit(info)
         self._running = None
+        info.records_skipped, info.records_dead_lettered = self.graph.drops.take()
         info.processing_end_time = clock.now()
         self.last_batch = info
         if listeners:

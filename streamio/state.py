@@ -213,7 +213,12 @@ class UpdateStateNode(StatefulNode):
         # records are never gathered into lists first. A fused map(f) right before
         # this node is applied by the grouping loop itself (see group_mapped).
         parent = self.parents[0]
-        if isinstance(parent, NarrowNode) and parent.kind == "map" and not parent.materialized:
+        if (
+            isinstance(parent, NarrowNode)
+            and parent.kind == "map"
+            and parent.on_error == "fail"
+            and not parent.materialized
+        ):
             assert parent.user_fn is not None
             grouping = partial(group_mapped, parent.user_fn)
             return await self.graph.evaluate(

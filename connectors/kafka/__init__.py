@@ -24,7 +24,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("the Kafka connector needs aiokafka: pip install 'streamio[kafka]'") from exc
 
-from .records import KafkaPosition, KafkaRecord, TopicPartition
+from .records import KafkaPosition, KafkaRecord, OffsetRange, TopicPartition
 from .serde import (
     Deserializer,
     Serializer,
@@ -45,6 +45,7 @@ __all__ = [
     "KafkaSink",
     "KafkaSource",
     "KafkaSourceStatistics",
+    "OffsetRange",
     "Serializer",
     "TopicPartition",
     "deserialize_bytes",

@@ -10,9 +10,10 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from streamio.checks import check_installed
+from streamio.checks import OnError, check_installed
 from streamio.errors import ConnectorError
 
+from .records import KafkaRecord
 from .serde import (
     Deserializer,
     deserialize_bytes,
@@ -37,16 +38,23 @@ class RecordDecoder:
     Args:
         key_deserializer, value_deserializer: a name (``"bytes"``, ``"str"``,
             ``"json"``) or a function of the bytes; never applied to None.
+        on_error: what a record a deserializer refuses does: ``"fail"`` (a
+            non-retriable ConnectorError naming it), or ``"skip"`` /
+            ``"dead_letter"`` (left out of the rows, returned by :meth:`extend`).
 
     Raises:
         ConfigurationError: for an unknown deserializer.
     """
 
-    __slots__ = ("_key_fn", "_value_fn")
+    __slots__ = ("_key_fn", "_on_error", "_value_fn")
 
     def __init__(
-        self, key_deserializer: str | Deserializer, value_deserializer: str | Deserializer
+        self,
+        key_deserializer: str | Deserializer,
+        value_deserializer: str | Deserializer,
+        on_error: OnError = "fail",
     ) -> None:
+        self._on_error = on_error
         key_fn = resolve_deserializer(key_deserializer, "key_deserializer")
         value_fn = resolve_deserializer(value_deserializer, "value_deserializer")
         # the C functions behind the built-in ones, without a Python frame per record;
@@ -54,12 +62,20 @@ class RecordDecoder:
         self._key_fn = _FAST_DESERIALIZERS.get(key_fn, key_fn)
         self._value_fn = _FAST_DESERIALIZERS.get(value_fn, value_fn)
 
-    def extend(self, rows: list[tuple[Any, ...]], tp: TopicPartition, messages: list[Any]) -> None:
+    def extend(
+        self, rows: list[tuple[Any, ...]], tp: TopicPartition, messages: list[Any]
+    ) -> list[tuple[KafkaRecord, Exception]]:
         """Append the rows of ``messages`` (of partition ``tp``, in offset order) to ``rows``.
 
+        Returns the records a deserializer refused (``on_error`` "skip" or
+        "dead_letter"), raw (key and value bytes, topic, partition, offset), each
+        with its error: usually none. Only after the fast path raised are the
+        messages decoded one by one.
+
         Raises:
-            ConnectorError: (not retriable) naming the first record a deserializer
-                refuses; none of ``messages`` is appended then.
+            ConnectorError: (not retriable, with ``on_error="fail"``) naming the
+                first record a deserializer refuses; none of ``messages`` is
+                appended then.
         """
         key_fn, value_fn = self._key_fn, self._value_fn
         topic, partition = tp.topic, tp.partition
@@ -98,7 +114,34 @@ class RecordDecoder:
                     for m in messages
                 ]
         except Exception as exc:
-            raise self.error(tp, messages) from exc
+            if self._on_error == "fail":
+                raise self.error(tp, messages) from exc
+        else:
+            return []
+        return self._one_by_one(rows, tp, messages)
+
+    def _one_by_one(
+        self, rows: list[tuple[Any, ...]], tp: TopicPartition, messages: list[Any]
+    ) -> list[tuple[KafkaRecord, Exception]]:
+        """The slow path, after a refusal: the rows that decode, and the others."""
+        key_fn, value_fn = self._key_fn, self._value_fn
+        topic, partition = tp.topic, tp.partition
+        refused: list[tuple[KafkaRecord, Exception]] = []
+        for m in messages:
+            key, value = m.key, m.value
+            try:
+                if key is not None and key_fn is not None:
+                    key = key_fn(key)
+                if value is not None and value_fn is not None:
+                    value = value_fn(value)
+            except Exception as exc:
+                raw = KafkaRecord(
+                    m.key, m.value, topic, partition, m.offset, m.timestamp, m.headers
+                )
+                refused.append((raw, exc))
+                continue
+            rows.append((key, value, topic, partition, m.offset, m.timestamp, m.headers))
+        return refused
 
     def error(self, tp: TopicPartition, messages: list[Any]) -> ConnectorError:
         """Which record of ``messages`` the deserializers refuse, and why."""
@@ -116,7 +159,8 @@ class RecordDecoder:
                     msg = (
                         f"cannot deserialize the {what} of the record at {where}: "
                         f"{type(exc).__name__}: {exc} (choose another {what}_deserializer, "
-                        "or one that handles bad input)"
+                        "or one that handles bad input, or on_deserialize_error='skip' or "
+                        "'dead_letter')"
                     )
                     return ConnectorError(msg, retriable=False)
         msg = f"cannot deserialize a record of {tp.topic}[{tp.partition}]"

@@ -53,6 +53,8 @@ class PartitionOffsets:
         self._epochs: dict[TopicPartition, int] = {}  # held partition -> assignment epoch
         self._delivered: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
+        # where each held partition's assignment began reading, when known
+        self._starts: dict[TopicPartition, int] = {}
         self.assignments = 0
 
     # -- the assignment ---------------------------------------------------------------
@@ -74,19 +76,32 @@ class PartitionOffsets:
             self._epochs[tp] = next(self._epoch_counter)
             self._delivered.pop(tp, None)
             self._committed.pop(tp, None)
+            self._starts.pop(tp, None)
         if count:
             self.assignments += 1
+
+    def sought(self, tp: TopicPartition, offset: int) -> None:
+        """``tp``, just assigned, is read from ``offset`` (a restored offset)."""
+        self._starts[tp] = offset
+
+    def started(self, tp: TopicPartition, offset: int) -> None:
+        """The first record read of ``tp`` under its assignment is at ``offset``:
+        where the assignment began, unless it was sought to a known offset."""
+        if tp not in self._delivered:
+            self._starts.setdefault(tp, offset)
 
     def revoked(self, partitions: Iterable[TopicPartition]) -> None:
         for tp in partitions:
             self._epochs.pop(tp, None)
             self._delivered.pop(tp, None)
             self._committed.pop(tp, None)
+            self._starts.pop(tp, None)
 
     def clear(self) -> None:
         """The consumer is gone: nothing is held or delivered any more."""
         self._epochs.clear()
         self._delivered.clear()
+        self._starts.clear()
 
     # -- delivering and committing ----------------------------------------------------------
 
@@ -95,7 +110,9 @@ class PartitionOffsets:
         the position of their chunk, covering every partition delivered so far."""
         self._delivered.update(offsets)
         epochs = self._epochs
-        return KafkaPosition({tp: (offset, epochs[tp]) for tp, offset in self._delivered.items()})
+        return KafkaPosition(
+            {tp: (offset, epochs[tp]) for tp, offset in self._delivered.items()}, self._starts
+        )
 
     def delivered(self) -> dict[TopicPartition, int]:
         """Per held partition, the offset after the last record delivered."""

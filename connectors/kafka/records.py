@@ -10,7 +10,7 @@ from aiokafka import TopicPartition
 
 from streamio import LazyChunk
 
-__all__ = ["KafkaChunk", "KafkaPosition", "KafkaRecord", "TopicPartition"]
+__all__ = ["KafkaChunk", "KafkaPosition", "KafkaRecord", "OffsetRange", "TopicPartition"]
 
 
 class KafkaRecord(NamedTuple):
@@ -74,6 +74,25 @@ class KafkaChunk(LazyChunk[KafkaRecord]):
         return KafkaChunk(self._rows[start:stop])
 
 
+class OffsetRange(NamedTuple):
+    """The offsets of one partition that a batch covers (Spark's ``OffsetRange``).
+
+    Attributes:
+        topic: the topic.
+        partition: the partition.
+        from_offset: where the batch began reading the partition (inclusive), or
+            None when not known: the source neither started it at a given offset
+            (``start_offsets``, a restore) nor read a record of it before.
+        until_offset: the offset after the last record the batch holds
+            (exclusive): the next one to read.
+    """
+
+    topic: str
+    partition: int
+    from_offset: int | None
+    until_offset: int
+
+
 class KafkaPosition(Mapping[TopicPartition, int]):
     """How far the source had read when it stored a chunk: for each partition read
     so far, the next offset to read (the offset a commit stores).
@@ -84,12 +103,20 @@ class KafkaPosition(Mapping[TopicPartition, int]):
     assignment each offset belongs to: after a rebalance took a partition away (even
     if it came back since), offsets read under the old assignment are not committed
     by this member.
+
+    For each partition it also knows where the current assignment began reading
+    it, when known, so that :meth:`offset_ranges` can say where a batch began.
     """
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "_starts")
 
-    def __init__(self, entries: Mapping[TopicPartition, tuple[int, int]]) -> None:
+    def __init__(
+        self,
+        entries: Mapping[TopicPartition, tuple[int, int]],
+        starts: Mapping[TopicPartition, int] | None = None,
+    ) -> None:
         self._entries = dict(entries)
+        self._starts = dict(starts) if starts else {}
 
     def __getitem__(self, partition: TopicPartition) -> int:
         return self._entries[partition][0]
@@ -103,6 +130,26 @@ class KafkaPosition(Mapping[TopicPartition, int]):
     def entries(self) -> Mapping[TopicPartition, tuple[int, int]]:
         """``partition -> (next offset, assignment epoch)``, for the source's commit."""
         return self._entries
+
+    def offset_ranges(self, since: object = None) -> list[OffsetRange]:
+        """The offsets read from ``since`` (an earlier position of the same source,
+        or None) up to this position, per partition this position covers.
+
+        A partition's range begins where ``since`` left it when both were read
+        under the same assignment; otherwise where this assignment began reading
+        it: the offset it was started at (``start_offsets`` or a restore), or else
+        the first record read, which is exact unless compaction or transaction
+        markers left a gap right there (a fence then refuses the batch rather
+        than guess). ``from_offset`` is None when neither is known.
+        """
+        before = since._entries if isinstance(since, KafkaPosition) else {}
+        starts = self._starts
+        ranges = []
+        for tp, (offset, epoch) in self._entries.items():
+            earlier = before.get(tp)
+            start = earlier[0] if earlier is not None and earlier[1] == epoch else starts.get(tp)
+            ranges.append(OffsetRange(tp.topic, tp.partition, start, offset))
+        return ranges
 
     def __repr__(self) -> str:
         parts = ", ".join(

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka import errors as kafka_errors
 
 from streamio.abc import BatchInfo, Receiver, ReceiverOutput, StreamingListener
-from streamio.checks import check_number, check_whole_number
+from streamio.checks import OnError, check_number, check_on_error, check_whole_number
 from streamio.errors import ConfigurationError, ConnectorError
 
 from .clients import close_quietly
@@ -71,6 +71,8 @@ class KafkaSourceStatistics:
             ``aclose``.
         broker_failures: failed broker checks (or fetches) in a row: 0 unless no
             broker answers now.
+        rejected: records left out because a deserializer refused them
+            (``on_deserialize_error`` "skip" or "dead_letter").
     """
 
     received: int
@@ -82,6 +84,7 @@ class KafkaSourceStatistics:
     waiting_for_space: bool
     closed: bool
     broker_failures: int = 0
+    rejected: int = 0
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -111,6 +114,12 @@ class _BatchCuts(StreamingListener):
 class KafkaSource(Receiver[KafkaRecord]):
     """Consumes Kafka topics as a member of a consumer group.
 
+    ``start_offsets`` starts partitions at offsets stored elsewhere (with the
+    results, by :class:`~streamio.connectors.database.TransactionalSink`), as a
+    checkpoint's restore does. Without a group, a restarted source resumes after
+    the records it had stored. Each position knows where each partition's reading
+    began (:meth:`KafkaPosition.offset_ranges`).
+
     With checkpointing on (``ssc.checkpoint(directory)``), offsets are committed
     for the group once a checkpoint covers them, and a job resumed from a
     checkpoint reads each partition from the checkpoint's offset, not the
@@ -139,6 +148,15 @@ class KafkaSource(Receiver[KafkaRecord]):
             ``"earliest"``, ``"latest"`` or ``"none"`` (fail).
         key_deserializer, value_deserializer: ``"bytes"`` (the default),
             ``"str"``, ``"json"`` or a function of the bytes; never applied to None.
+        on_deserialize_error: what a record whose key or value a deserializer
+            refuses does. ``"fail"`` (the default): the source stops with a
+            non-retriable ConnectorError naming the record, uncommitted.
+            ``"skip"``: it is left out and counted in ``BatchInfo.records_skipped``
+            (under the stream's name). ``"dead_letter"``: left out, counted in
+            ``records_dead_lettered`` and sent to the stream's ``dead_letters()``
+            as a :class:`~streamio.DeadLetter` whose record is the raw
+            :class:`KafkaRecord` (key and value bytes, topic, partition, offset).
+            Either way its offset is committed with its batch.
         max_rate_per_partition: most records per second per partition. Each batch
             takes at most ``rate * batch_interval`` records of a partition: the
             source counts what it stores of each partition between two batch cuts
@@ -162,6 +180,13 @@ class KafkaSource(Receiver[KafkaRecord]):
         commit_timeout: seconds a commit may take; a commit that fails or times
             out is reported to the listeners (``on_receiver_error``) and covered by
             the next one, since each position holds every partition's offset.
+        start_offsets: where to start reading partitions, overriding the group's
+            committed offsets and ``auto_offset_reset``: ``{TopicPartition(topic,
+            partition): next offset}`` (or ``(topic, partition)`` keys), as a
+            restore does (:meth:`restore`); others start as usual. Give it the
+            offsets stored with the results, as
+            :meth:`~streamio.connectors.database.TransactionalSink.stored_offsets`
+            returns them (Spark's "your own data store" recipe).
         columnar: store each fetch as one Arrow record batch with the columns
             ``key``, ``value``, ``topic``, ``partition``, ``offset`` and
             ``timestamp`` (``streamio[arrow]``; see
@@ -191,6 +216,7 @@ class KafkaSource(Receiver[KafkaRecord]):
         auto_offset_reset: Literal["earliest", "latest", "none"] = "latest",
         key_deserializer: str | Deserializer = "bytes",
         value_deserializer: str | Deserializer = "bytes",
+        on_deserialize_error: OnError = "fail",
         max_rate_per_partition: float | None = None,
         max_chunk_records: int = 10_000,
         broker_check_interval: float | None = 10.0,
@@ -198,6 +224,7 @@ class KafkaSource(Receiver[KafkaRecord]):
         max_backoff: float = 30.0,
         max_reconnects: int | None = None,
         commit_timeout: float = 10.0,
+        start_offsets: Mapping[tuple[str, int], int] | None = None,
         columnar: bool = False,
         **consumer_config: Any,
     ) -> None:
@@ -215,7 +242,16 @@ class KafkaSource(Receiver[KafkaRecord]):
         self._group_id = group_id
         self._bootstrap_servers = bootstrap_servers
         self._auto_offset_reset = auto_offset_reset
-        self._decoder = RecordDecoder(key_deserializer, value_deserializer)
+        policy = check_on_error(on_deserialize_error, "on_deserialize_error")
+        self._dead_letter = policy == "dead_letter"
+        self.sends_dead_letters = self._dead_letter
+        self._decoder = RecordDecoder(key_deserializer, value_deserializer, policy)
+        if columnar and policy != "fail":
+            msg = (
+                "columnar=True fails on a record it cannot decode; use "
+                'on_deserialize_error="fail" with it, or columnar=False to skip records'
+            )
+            raise ConfigurationError(msg)
         self._columns = (
             ColumnDecoder(key_deserializer, value_deserializer) if columnar else None
         )
@@ -262,7 +298,35 @@ class KafkaSource(Receiver[KafkaRecord]):
         # Offsets a checkpoint restored, per partition: read from there, not from the
         # group's offsets, until a commit has stored them (or later ones) for the group.
         self._restored: dict[TopicPartition, int] = {}
+        if start_offsets is not None:
+            self._restored.update(self._checked_offsets(start_offsets, ConfigurationError))
+        self._rejected = 0
         self._changed: anyio.Event | None = None
+
+    def _checked_offsets(
+        self, offsets: Any, error: Callable[[str], Exception]
+    ) -> dict[TopicPartition, int]:
+        """``offsets`` as ``TopicPartition -> offset``, or ``error`` saying what is wrong."""
+        if not isinstance(offsets, Mapping):
+            msg = f"start offsets must map (topic, partition) to an offset, not {offsets!r}"
+            raise error(msg)
+        checked = {}
+        for key, offset in offsets.items():
+            if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str)
+                    and isinstance(key[1], int) and not isinstance(key[1], bool)):  # fmt: skip
+                msg = f"a start offset's key must be (topic, partition), not {key!r}"
+                raise error(msg)
+            if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+                msg = f"the start offset of {key[0]}[{key[1]}] must be an int >= 0, not {offset!r}"
+                raise error(msg)
+            if self._pattern is None and key[0] not in self._topics:
+                msg = (
+                    f"a start offset names topic {key[0]!r}, which this source does not "
+                    f"read (topics {list(self._topics)!r})"
+                )
+                raise error(msg)
+            checked[TopicPartition(key[0], key[1])] = offset
+        return checked
 
     def __repr__(self) -> str:
         what = (
@@ -336,6 +400,7 @@ class KafkaSource(Receiver[KafkaRecord]):
             waiting_for_space=self._flow.blocked,
             closed=self._consumer is None,
             broker_failures=self._watch.failures,
+            rejected=self._rejected,
         )
 
     async def wait_until(self, predicate: Callable[[KafkaSourceStatistics], bool]) -> None:
@@ -447,13 +512,15 @@ class KafkaSource(Receiver[KafkaRecord]):
                             await self._report_outage(output, failure)
                     continue
             watch.reset()
-            records, delivered = self._convert(consumer, fetched)
+            records, delivered, refused = self._convert(consumer, fetched)
             # aiokafka's records die now, before the put lets batches run: kept
             # across it, each would outlive collections and burden the GC's old
             # generation (the chunk holds plain tuples, which the GC soon stops scanning)
             del fetched
-            if not records:
+            self._report_refused(output, refused)
+            if not records and not refused:
                 continue
+            # (a chunk of refused records only is stored empty: its position commits them)
             # counted as delivered before the put: a cancelled put still stores the chunk
             position = self._offsets.deliver(delivered)
             count = len(records)
@@ -463,6 +530,27 @@ class KafkaSource(Receiver[KafkaRecord]):
             del records  # the buffer holds them now, as long as needed
             self._received += count
             self._notify()
+
+    def _report_refused(
+        self, output: ReceiverOutput[KafkaRecord], refused: list[tuple[KafkaRecord, Exception]]
+    ) -> None:
+        """Count the records the deserializers refused (skipped or dead-lettered)
+        with the next batch; the position of the chunk stored next covers them."""
+        if not refused:
+            return
+        output.reject(refused, dead_letter=self._dead_letter)
+        self._rejected += len(refused)
+        first, error = refused[0]
+        logger.warning(
+            "%r: left out %d record(s) its deserializers refused, the first at %s[%d] "
+            "offset %d: %r",
+            self,
+            len(refused),
+            first.topic,
+            first.partition,
+            first.offset,
+            error,
+        )
 
     async def _report_outage(
         self, output: ReceiverOutput[KafkaRecord], error: ConnectorError
@@ -475,11 +563,18 @@ class KafkaSource(Receiver[KafkaRecord]):
             raise error
 
     async def restore(self, position: Any) -> None:
-        """Resume from a checkpoint: each partition of ``position`` is read from
-        its offset there (the next record after the checkpoint's batch) when it
-        is assigned, whatever the group committed."""
-        if isinstance(position, Mapping):
-            self._restored = {tp: int(offset) for tp, offset in position.items()}
+        """Resume from a checkpoint: each partition of ``position`` (a
+        :class:`KafkaPosition`, or any mapping of ``(topic, partition)`` to the next
+        offset) is read from its offset there (the next record after the
+        checkpoint's batch) when it is assigned, whatever the group committed.
+
+        Raises:
+            ConnectorError: (not retriable) for a position that is not such a
+                mapping, or names a topic this source does not read.
+        """
+        self._restored.update(
+            self._checked_offsets(position, lambda msg: ConnectorError(msg, retriable=False))
+        )
 
     async def commit(self, position: Any) -> None:
         """Commit the offsets of ``position`` for the group: every output of the
@@ -520,12 +615,13 @@ class KafkaSource(Receiver[KafkaRecord]):
 
     def _convert(
         self, consumer: AIOKafkaConsumer, fetched: Mapping[TopicPartition, list[Any]]
-    ) -> tuple[Any, dict[TopicPartition, int]]:
+    ) -> tuple[Any, dict[TopicPartition, int], list[tuple[KafkaRecord, Exception]]]:
         """The records of a getmany (rate limits applied), as one chunk (a
-        KafkaChunk, or a record batch when columnar), and the next offset per
-        partition."""
+        KafkaChunk, or a record batch when columnar), the next offset per
+        partition, and the raw records the deserializers refused."""
         rows: list[tuple[Any, ...]] = []
         columns: list[list[Any]] = []
+        refused: list[tuple[KafkaRecord, Exception]] = []
         delivered: dict[TopicPartition, int] = {}
         offsets, rate, decoder = self._offsets, self._rate, self._decoder
         for tp, fetched_messages in fetched.items():
@@ -548,11 +644,13 @@ class KafkaSource(Receiver[KafkaRecord]):
             if self._columns is not None:
                 columns.append(self._columns.arrays(tp, messages))
             else:
-                decoder.extend(rows, tp, messages)
+                refused += decoder.extend(rows, tp, messages)
+            offsets.started(tp, messages[0].offset)
             delivered[tp] = messages[-1].offset + 1
         if self._columns is not None:
-            return (self._columns.batch(columns) if columns else KafkaChunk([])), delivered
-        return KafkaChunk(rows), delivered
+            chunk = self._columns.batch(columns) if columns else KafkaChunk([])
+            return chunk, delivered, refused
+        return KafkaChunk(rows), delivered, refused
 
     def _fail(self, exc: BaseException, action: str) -> ConnectorError:
         error = to_connector_error(exc, action)
@@ -566,7 +664,7 @@ class KafkaSource(Receiver[KafkaRecord]):
         self, consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition], count: bool = True
     ) -> bool:
         """Take on ``partitions``; True when one was sought to a restored offset."""
-        if consumer is not self._consumer:
+        if self._consumer is None or consumer is not self._consumer:
             return False
         partitions = list(partitions)
         self._offsets.assigned(partitions, count=count)
@@ -578,10 +676,12 @@ class KafkaSource(Receiver[KafkaRecord]):
         return sought
 
     def _seek_restored(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
-        """Seek the partitions a checkpoint restored to its offsets; whether any was."""
+        """Seek the partitions a checkpoint restored (or ``start_offsets`` named) to
+        their offsets, where their reading now begins; whether any was."""
         restored = [tp for tp in partitions if tp in self._restored]
         for tp in restored:
             consumer.seek(tp, self._restored[tp])
+            self._offsets.sought(tp, self._restored[tp])
         return bool(restored)
 
     def _revoked(self, consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> None:
@@ -613,6 +713,9 @@ class KafkaSource(Receiver[KafkaRecord]):
         """Leave the group and close ``consumer``; forget what it held. Idempotent."""
         if self._consumer is consumer:
             self._consumer = None
+            if self._group_id is None:
+                # nobody else reads these partitions: a restart goes on from here
+                self._restored.update(self._offsets.delivered())
             self._offsets.clear()
             if self._rate is not None:
                 self._rate.clear()

@@ -152,3 +152,13 @@ def postgres_server() -> Iterator[Any]:
 
     with postgres_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[Any]:
+    """moto's Kinesis server (corrected to reshard as Kinesis does) for the session;
+    killed by pid at the end."""
+    from streamio.connectors.testing import moto_server
+
+    with moto_server() as server:
+        yield server

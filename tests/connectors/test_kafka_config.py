@@ -29,6 +29,7 @@ from streamio.connectors.kafka import (
     KafkaRecord,
     KafkaSink,
     KafkaSource,
+    OffsetRange,
     TopicPartition,
     deserialize_json,
     deserialize_str,
@@ -120,6 +121,41 @@ def test_a_position_is_a_read_only_mapping_of_next_offsets():
     assert position.entries()[p1] == (4, 2)
     assert repr(position) == "KafkaPosition({t[0]: 10, t[1]: 4})"
     assert ("t", 0) in position  # TopicPartition is a named tuple
+
+
+def test_offset_ranges_start_where_the_same_assignment_left_off():
+    p0, p1, p2 = TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2)
+    # p0 started at 7 (restored), p1 first read at 3, p2 started at 0
+    before = KafkaPosition({p0: (10, 1), p1: (4, 2)}, {p0: 7, p1: 3, p2: 0})
+    # p1 reassigned since (epoch 5) and first read at 4; p2 read for the first time
+    after = KafkaPosition({p0: (12, 1), p1: (6, 5), p2: (2, 3)}, {p0: 7, p1: 4, p2: 0})
+    assert after.offset_ranges(before) == [
+        OffsetRange("t", 0, 10, 12),
+        OffsetRange("t", 1, 4, 6),
+        OffsetRange("t", 2, 0, 2),
+    ]
+    assert after.offset_ranges(None) == [
+        OffsetRange("t", 0, 7, 12),
+        OffsetRange("t", 1, 4, 6),
+        OffsetRange("t", 2, 0, 2),
+    ]
+    assert KafkaPosition({p0: (5, 1)}).offset_ranges() == [OffsetRange("t", 0, None, 5)]
+    assert pickle.loads(pickle.dumps(after)).offset_ranges(before) == after.offset_ranges(before)
+
+
+@pytest.mark.parametrize(
+    ("offsets", "message"),
+    [
+        ([("topic", 0)], "start offsets must map"),
+        ({"topic": 0}, r"key must be \(topic, partition\)"),
+        ({("topic", 0): -1}, r"topic\[0\] must be an int >= 0"),
+        ({("other", 0): 5}, "names topic 'other', which this source does not read"),
+    ],
+)
+def test_start_offsets_are_checked_when_the_source_is_made(offsets, message):
+    with pytest.raises(ConfigurationError, match=message):
+        KafkaSource("topic", group_id=None, start_offsets=offsets)
+    KafkaSource("topic", group_id=None, start_offsets={TopicPartition("topic", 0): 5})
 
 
 # -- argument checks -------------------------------------------------------------------------

@@ -16,13 +16,22 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from streamio import (
+    BatchInfo,
+    ConfigurationError,
+    DeadLetter,
     OperatorError,
     ReceiverError,
     ReceiverInfo,
     StreamingContext,
     StreamingListener,
 )
-from streamio.connectors.kafka import KafkaRecord, KafkaSource, TopicPartition, kafka_stream
+from streamio.connectors.kafka import (
+    KafkaPosition,
+    KafkaRecord,
+    KafkaSource,
+    TopicPartition,
+    kafka_stream,
+)
 from streamio.connectors.kafka.testing import create_topic, start_broker
 from streamio.errors import ConnectorError
 from streamio.testing import ListSink, ManualClock, step
@@ -261,6 +270,21 @@ async def test_a_restarted_consumer_resumes_after_the_committed_batch(kafka):
     assert await kafka.committed(group, topic, 2) == [4, 3]
 
 
+async def test_a_restored_source_reads_from_the_position_not_the_groups_offsets(kafka):
+    topic = await kafka.topic(partitions=2)
+    group = kafka.name("group")
+    await kafka.produce(topic, values(0, 8, partitions=2))
+    await one_batch(source_for(kafka, topic, group), 8)
+    assert await kafka.committed(group, topic, 2) == [4, 4]
+    source = source_for(kafka, topic, group, value_deserializer="str")
+    # as a job resumed from a checkpoint taken when partition 0 was at 1, 1 at 3
+    await source.restore(KafkaPosition({TopicPartition(topic, 0): (1, 7), (topic, 1): (3, 9)}))
+    again = await one_batch(source, 4)
+    assert sorted((r.partition, r.offset) for r in again) == [(0, 1), (0, 2), (0, 3), (1, 3)]
+    with pytest.raises(ConnectorError, match="start offsets must map"):
+        await source.restore(12)
+
+
 async def test_a_graceful_stop_commits_the_records_it_drains(kafka):
     topic = await kafka.topic()
     group = kafka.name("group")
@@ -437,6 +461,88 @@ async def test_a_record_that_cannot_be_deserialized_stops_the_source_without_ret
     error = info.value.__cause__
     assert isinstance(error, ConnectorError) and not error.retriable
     assert f"{topic}[0] offset 1" in str(error)
+
+
+class Drops(StreamingListener):
+    def __init__(self) -> None:
+        self.skipped: list[dict[str, int]] = []
+        self.dead_lettered: list[dict[str, int]] = []
+
+    def on_batch_completed(self, info: BatchInfo) -> None:
+        self.skipped.append(info.records_skipped)
+        self.dead_lettered.append(info.records_dead_lettered)
+
+
+BAD_JSON = [{"value": b'{"ok": 1}'}, {"value": b"not json"}, {"value": b"[2]"}]
+
+
+@pytest.mark.parametrize("policy", ["skip", "dead_letter"])
+async def test_records_a_deserializer_refuses_are_left_out_counted_and_committed(kafka, policy):
+    topic = await kafka.topic()
+    group = kafka.name("group")
+    await kafka.produce(topic, BAD_JSON)
+    source = source_for(kafka, topic, group, value_deserializer="json", on_deserialize_error=policy)
+    sink: ListSink[KafkaRecord] = ListSink()
+    letters: ListSink[DeadLetter] = ListSink()
+    drops = Drops()
+    async with context() as ssc:
+        stream = source.stream(ssc, name="events")
+        stream.foreach_batch(sink)
+        if policy == "dead_letter":
+            stream.dead_letters().foreach_batch(letters)
+        ssc.add_listener(drops)
+        await ssc.start()
+        with anyio.fail_after(HANG_GUARD):
+            await source.wait_until(lambda stats: stats.received + stats.rejected >= 3)
+        await step(ssc)
+        assert source.statistics().rejected == 1
+    assert [(r.value, r.offset) for r in sink.records] == [({"ok": 1}, 0), ([2], 2)]
+    assert await kafka.committed(group, topic, 1) == [3]  # the refused one's offset too
+    if policy == "skip":
+        assert drops.skipped == [{"events": 1}]
+        assert drops.dead_lettered == [{}]
+        return
+    assert drops.dead_lettered == [{"events": 1}]
+    assert drops.skipped == [{}]
+    [letter] = letters.records
+    assert (letter.operator, letter.batch_time) == ("events", 1.0)
+    assert isinstance(letter.error, ValueError)  # json.JSONDecodeError
+    raw = letter.record
+    assert isinstance(raw, KafkaRecord)
+    assert (raw.value, raw.topic, raw.partition, raw.offset) == (b"not json", topic, 0, 1)
+
+
+async def test_a_fetch_of_refused_records_only_is_committed(kafka):
+    topic = await kafka.topic()
+    group = kafka.name("group")
+    await kafka.produce(topic, [{"value": b"bad"}, {"value": b"worse"}])
+    source = source_for(
+        kafka, topic, group, value_deserializer="json", on_deserialize_error="skip"
+    )
+    drops = Drops()
+    async with context() as ssc:
+        source.stream(ssc, name="events").foreach_batch(ListSink())
+        ssc.add_listener(drops)
+        await ssc.start()
+        with anyio.fail_after(HANG_GUARD):
+            await source.wait_until(lambda stats: stats.rejected >= 2)
+        await step(ssc)
+    assert drops.skipped == [{"events": 2}]
+    assert await kafka.committed(group, topic, 1) == [2]
+
+
+async def test_dead_letters_of_the_source_that_nothing_reads_fail_at_start(kafka):
+    topic = await kafka.topic()
+    source = source_for(kafka, topic, None, on_deserialize_error="dead_letter")
+    async with context() as ssc:
+        source.stream(ssc, name="events").foreach_batch(ListSink())
+        with pytest.raises(ConfigurationError, match="'events' sends the records it refuses"):
+            ssc.start()
+
+
+async def test_a_wrong_deserialize_error_policy_fails_when_the_source_is_built():
+    with pytest.raises(ConfigurationError, match='on_deserialize_error must be "fail"'):
+        KafkaSource("t", group_id=None, on_deserialize_error="ignore")  # type: ignore[arg-type]
 
 
 # -- rate limit and backpressure --------------------------------------------------------------
@@ -629,3 +735,50 @@ async def test_max_reconnects_hands_the_outage_to_the_runtime(kafka):
     assert all(isinstance(e, ConnectorError) and e.retriable for e in errors)
     assert "unreachable" in str(errors[0])
     assert source.statistics().closed
+
+
+async def test_a_restarted_source_without_a_group_resumes_after_what_it_stored(kafka):
+    """Nobody else reads its partitions: after a receiver restart the source goes
+    on after the records it had stored (still buffered), not at auto_offset_reset."""
+    with start_broker() as broker:  # a broker of its own, to freeze
+        servers = broker.bootstrap_servers
+        topic = kafka.name("topic")
+        await create_topic(servers, topic)
+        await kafka.on(servers).produce(topic, values(0, 3))
+        source = KafkaSource(
+            topic,
+            group_id=None,
+            bootstrap_servers=servers,
+            auto_offset_reset="earliest",
+            value_deserializer="str",
+            broker_check_interval=0.2,
+            reconnect_backoff=0.2,
+            max_backoff=0.4,
+            max_reconnects=0,  # the first failed check restarts the receiver
+            request_timeout_ms=1000,
+        )
+        outage = anyio.Event()
+
+        class Outage(ReceiverEvents):
+            def on_receiver_error(self, info: ReceiverInfo) -> None:
+                super().on_receiver_error(info)
+                outage.set()  # reported just before run() raises (max_reconnects=0)
+
+        listener = Outage()
+        sink: ListSink[str] = ListSink()
+        async with context(max_receiver_restarts=100) as ssc:
+            ssc.add_listener(listener)
+            source.stream(ssc).map(lambda r: r.value).foreach_batch(sink)
+            await ssc.start()
+            await received(source, 3)  # buffered, not yet in a batch
+            os.kill(broker.pid, signal.SIGSTOP)
+            try:
+                with anyio.fail_after(HANG_GUARD):
+                    await outage.wait()
+            finally:
+                os.kill(broker.pid, signal.SIGCONT)
+            await kafka.on(servers).produce(topic, values(3, 6))
+            await received(source, 6)
+            await step(ssc)
+    assert len(listener.started) >= 2  # restarted
+    assert sink.records == ["v0", "v1", "v2", "v3", "v4", "v5"]

@@ -199,11 +199,14 @@ async def test_a_bad_message_is_skipped_and_reported(mosquitto_server):
     sink: ListSink[MqttMessage] = ListSink()
     async with context() as ssc:
         ssc.add_listener(listener)
-        source.stream(ssc).foreach_batch(sink)
+        events = source.stream(ssc)
+        events.foreach_batch(sink)
         await ssc.start()
         await publish(mosquitto_server, [(f"{t}/a", b"1"), (f"{t}/b", b"{no"), (f"{t}/a", b"[2]")])
         await until(source, lambda stats: stats.received == 2 and stats.skipped == 1)
         await step(ssc)
+        assert ssc.last_batch is not None
+        assert ssc.last_batch.records_skipped == {events.name: 1}
     assert [m.payload for m in sink.records] == [1, [2]]
     (info,) = listener.infos
     assert info.extra["message"] == f"a message of topic '{t}/b'"

@@ -309,10 +309,13 @@ async def test_a_bad_message_is_skipped_reported_and_acknowledged(nats_server):
     sink: ListSink[NatsMessage] = ListSink()
     async with context() as ssc:
         ssc.add_listener(listener)
-        source.stream(ssc).foreach_batch(sink)
+        events = source.stream(ssc)
+        events.foreach_batch(sink)
         await ssc.start()
         await until(source, lambda stats: stats.received == 2)
         await step(ssc)
+        assert ssc.last_batch is not None
+        assert ssc.last_batch.records_skipped == {events.name: 1}
     assert [(m.data, m.sequence) for m in sink.records] == [(1, seqs[0]), ([2], seqs[2])]
     (info,) = listener.infos
     assert info.extra["message"] == f"message {seqs[1]} of '{subject}.a'"

@@ -303,10 +303,13 @@ async def test_a_bad_entry_is_skipped_reported_and_acknowledged(redis_server):
     sink: ListSink[RedisEntry] = ListSink()
     async with context() as ssc:
         ssc.add_listener(listener)
-        source.stream(ssc).foreach_batch(sink)
+        events = source.stream(ssc)
+        events.foreach_batch(sink)
         await ssc.start()
         await until(source, lambda stats: stats.received == 2)
         await step(ssc)
+        assert ssc.last_batch is not None
+        assert ssc.last_batch.records_skipped == {events.name: 1}
     assert sink.records == [
         RedisEntry(stream, ids[0], {"v": 1}),
         RedisEntry(stream, ids[2], {"v": [2]}),

@@ -213,12 +213,15 @@ async def test_a_bad_message_is_skipped_and_reported():
     try:
         async with context() as ssc:
             ssc.add_listener(listener)
-            source.stream(ssc).foreach_batch(sink)
+            events = source.stream(ssc)
+            events.foreach_batch(sink)
             await ssc.start()
             for payload in (b"1", b"{no", b"[2]"):
                 await pusher.socket.send(payload)
             await until(source, lambda stats: stats.received == 2 and stats.skipped == 1)
             await step(ssc)
+            assert ssc.last_batch is not None
+            assert ssc.last_batch.records_skipped == {events.name: 1}
     finally:
         pusher.close()
     assert [m.value for m in sink.records] == [1, [2]]
