@@ -318,7 +318,7 @@ class DirectorySource(Receiver[str]):
             self._pending[self._sequence] = file
             self._queued.add(name)
             logger.debug("%s: %d lines from %s", self, len(lines), file.name)
-            await output.put_many(lines, position=self._sequence)
+            await output.put_many(lines, position=self._sequence, metadata={"files": [file.name]})
 
     def _scan(self) -> list[FileId]:
         """The matching regular files, oldest first."""

@@ -2,6 +2,7 @@
 Spark Streaming's DStreams."""
 
 from .buffer import BufferStatistics
+from .bus import ListenerStatistics
 from .chunk import LazyChunk
 from .clock import Clock, ManualClock, SystemClock
 from .context import ContextState, StreamingContext
@@ -17,7 +18,13 @@ from .errors import (
     StreamioError,
 )
 from .event_time import EventWindow
-from .listener import BatchInfo, ReceiverInfo, StreamingListener
+from .listener import (
+    BatchInfo,
+    OutputOperationInfo,
+    ReceiverInfo,
+    StreamingListener,
+    StreamingStartedInfo,
+)
 from .receiver import Receiver, ReceiverOutput
 from .runner import run
 from .sources import PushStream
@@ -34,8 +41,10 @@ __all__ = [
     "DStream",
     "EventWindow",
     "LazyChunk",
+    "ListenerStatistics",
     "ManualClock",
     "OperatorError",
+    "OutputOperationInfo",
     "PushStream",
     "Receiver",
     "ReceiverError",
@@ -43,6 +52,7 @@ __all__ = [
     "ReceiverOutput",
     "StreamingContext",
     "StreamingListener",
+    "StreamingStartedInfo",
     "StreamioError",
     "State",
     "StateError",

@@ -14,7 +14,8 @@ internal modules:
   :class:`Timer`;
 - a connector that follows the batches (the Kafka source learns which offsets
   each batch covers) is a :class:`StreamingListener`, given :class:`BatchInfo`
-  and :class:`ReceiverInfo`.
+  (with its :class:`OutputOperationInfo` list), :class:`ReceiverInfo` and
+  :class:`StreamingStartedInfo`.
 
 With :mod:`streamio`, :mod:`streamio.errors` and :mod:`streamio.checks`, this is
 all a connector imports.
@@ -29,7 +30,13 @@ from typing import Generic, Self, TypeVar
 from .buffer import BufferStatistics
 from .chunk import LazyChunk
 from .clock import Clock, Timer
-from .listener import BatchInfo, ReceiverInfo, StreamingListener
+from .listener import (
+    BatchInfo,
+    OutputOperationInfo,
+    ReceiverInfo,
+    StreamingListener,
+    StreamingStartedInfo,
+)
 from .receiver import Receiver, ReceiverOutput
 
 __all__ = [
@@ -37,11 +44,13 @@ __all__ = [
     "BufferStatistics",
     "Clock",
     "LazyChunk",
+    "OutputOperationInfo",
     "Receiver",
     "ReceiverInfo",
     "ReceiverOutput",
     "Sink",
     "StreamingListener",
+    "StreamingStartedInfo",
     "Timer",
 ]
 

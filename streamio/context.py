@@ -28,6 +28,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .buffer import DEFAULT_BUFFER_BYTES, ChunkBuffer
+from .bus import ListenerStatistics, check_inline
 from .checks import check_number, check_whole_number
 from .clock import Clock, SystemClock
 from .dstream import DStream
@@ -37,6 +38,7 @@ from .graph import Graph
 from .inputs import QueueInputNode, ReceiverInputNode, check_queue_item
 from .listener import BatchInfo, StreamingListener
 from .nodes import UnionNode
+from .rate import check_backpressure
 from .receiver import Receiver
 from .runtime import Runtime, single_error
 from .sources import AsyncIterableReceiver, PushReceiver, PushStream
@@ -118,6 +120,16 @@ class StreamingContext:
             ``distributed.Client``. Stages marked "process" use that executor (or
             the context's own pool when the default is "inline").
         max_workers: the size of the context's own process pool (default: CPUs).
+        backpressure: adapt each receiver stream's rate to what the pipeline
+            processes (Spark's ``spark.streaming.backpressure.enabled``): after
+            every batch a PID controller (:mod:`streamio.rate`) sets the records
+            per second the next batches may take, as ``max_rate`` does (which
+            still bounds it). Off by default.
+        initial_rate: with ``backpressure``, the cap (records per second) of each
+            receiver stream until the controller's first estimate, so the first
+            batches do not pull a whole backlog; None: no cap until then.
+        min_rate: with ``backpressure``, the lowest rate the controller sets
+            (records per second, > 0): a stream is never shut off.
 
     Raises:
         ConfigurationError: for any invalid argument.
@@ -136,8 +148,13 @@ class StreamingContext:
         stop_timeout: float = 30.0,
         executor: Any = "inline",
         max_workers: int | None = None,
+        backpressure: bool = False,
+        initial_rate: float | None = None,
+        min_rate: float = 100,
     ) -> None:
         self._interval = check_number(batch_interval, "batch_interval")
+        on, initial, floor = check_backpressure(backpressure, initial_rate, min_rate)
+        self._backpressure = (initial, floor) if on else None
         if clock is not None and not isinstance(clock, Clock):
             msg = f"clock must have now() and timer() (see streamio.clock.Clock), not {clock!r}"
             raise ConfigurationError(msg)
@@ -160,7 +177,7 @@ class StreamingContext:
         self._executor_setting = executor
         self._max_workers = max_workers
         self._graph = Graph(self._interval, partition_size)
-        self._listeners: list[StreamingListener] = []
+        self._listeners: list[tuple[StreamingListener, bool]] = []  # (listener, inline)
         self._state = ContextState.INITIALIZED
         self._task_group: TaskGroup | None = None
         self._runtime: Runtime | None = None
@@ -228,12 +245,12 @@ class StreamingContext:
         ...         await clock.advance(2.0)
         >>> run(main(), use_uvloop=False)
         -------------------------------------------
-        Time: 1.0
+        Time: 1970-01-01 00:00:01
         -------------------------------------------
         3
         <BLANKLINE>
         -------------------------------------------
-        Time: 2.0
+        Time: 1970-01-01 00:00:02
         -------------------------------------------
         3
         <BLANKLINE>
@@ -289,13 +306,11 @@ class StreamingContext:
         capacity = self._buffer_capacity if buffer_capacity is None else buffer_capacity
         max_bytes = self._buffer_bytes if buffer_bytes is None else buffer_bytes
         buffer: ChunkBuffer[T] = ChunkBuffer(capacity, max_bytes)
-        cap = None
         if max_rate is not None:
-            rate = check_number(max_rate, "max_rate", unit="records per second")
-            cap = max(1, int(rate * self._interval))
+            max_rate = check_number(max_rate, "max_rate", unit="records per second")
         if name is None and default_name is not None:
             name = self._graph.free_name(default_name)
-        node = ReceiverInputNode(self._graph, receiver, buffer, cap, name)
+        node = ReceiverInputNode(self._graph, receiver, buffer, max_rate, name)
         return DStream(self, node)
 
     def from_async_iterable(
@@ -366,12 +381,37 @@ class StreamingContext:
             raise ConfigurationError(f"{operator}(): the stream belongs to another context")
         return stream._node
 
-    def add_listener(self, listener: StreamingListener) -> None:
+    def add_listener(self, listener: StreamingListener, *, inline: bool = False) -> None:
         """Register a listener for batch and receiver events.
 
-        Any object works; the callbacks it lacks are skipped.
+        Any object works; the callbacks it lacks are skipped. Its events come in
+        order from a task of its own through a bounded queue (a listener that
+        falls behind by more than :data:`streamio.bus.DEFAULT_QUEUE_SIZE`
+        events loses the newest, counted in :meth:`listener_statistics` and
+        warned about); what it raises is logged and counted, never fatal.
+        Under a :class:`~streamio.ManualClock`, ``advance()`` returns once the
+        listeners have had the events of the batches it ran.
+
+        Args:
+            listener: the listener.
+            inline: call it on the task that posts the event (the scheduler's,
+                a receiver's), at that moment: for a connector that must act
+                on a batch cut before anything else runs (the Kafka source's
+                ``max_rate_per_partition``). Its callbacks must be plain
+                functions, and quick: the batch waits for them.
+
+        Raises:
+            ConfigurationError: an inline listener with an ``async`` callback.
         """
-        self._listeners.append(listener)
+        if inline:
+            check_inline(listener)
+        self._listeners.append((listener, bool(inline)))
+
+    def listener_statistics(self) -> list[ListenerStatistics]:
+        """Per listener, in registration order: events delivered, dropped (its
+        queue was full), failed (the callback raised) and queued now. Empty
+        before :meth:`start`."""
+        return [] if self._runtime is None else self._runtime.bus.statistics()
 
     def remember(self, duration: float) -> None:
         """Keep each stream's computed batches for ``duration`` seconds.
@@ -456,6 +496,7 @@ class StreamingContext:
             stop_timeout=self._stop_timeout,
             executor_setting=self._executor_setting,
             max_workers=self._max_workers,
+            backpressure=self._backpressure,
         )
         self._runtime.start(self._task_group)
         self._state = ContextState.ACTIVE

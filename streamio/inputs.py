@@ -32,18 +32,24 @@ class InputNode(Node):
         super().__init__(graph, (), name)
         self.positions: dict[float, Any] = {}
 
-    def cut(self, time: float) -> Batch[Any]:
-        """Take this tick's records (called by the scheduler)."""
-        chunks, position = self.take()
+    def cut(self, time: float, metadata: dict[str, Any] | None = None) -> Batch[Any]:
+        """Take this tick's records (called by the scheduler); what the source said
+        of them (see :meth:`ChunkBuffer.take`) is merged into ``metadata``."""
+        chunks, position = self.take(metadata)
         if position is not None:
             self.positions[time] = position
         batch = Batch(time, split_chunks(chunks, self.graph.partition_size))
         self._generated[time] = batch
         return batch
 
-    def take(self) -> tuple[list[Sequence[Any]], Any]:
+    def take(self, metadata: dict[str, Any] | None) -> tuple[list[Sequence[Any]], Any]:
         """This tick's records, in chunks, and the source position they reach (or None)."""
         raise NotImplementedError
+
+    @property
+    def rate_limit(self) -> float | None:
+        """The records per second a batch may take now (None: no cap)."""
+        return None
 
     def pending(self) -> int:
         """Records waiting to be cut (a graceful stop drains them)."""
@@ -79,7 +85,7 @@ class QueueInputNode(InputNode):
             return True, queue.get_nowait()
         return (True, queue.pop(0)) if queue else (False, None)
 
-    def take(self) -> tuple[list[Sequence[Any]], Any]:
+    def take(self, metadata: dict[str, Any] | None) -> tuple[list[Sequence[Any]], Any]:
         records: list[Any] = []
         found, item = self._pop()
         if not found:
@@ -108,6 +114,11 @@ class ReceiverInputNode(InputNode):
 
     It tells the receiver's supervisor when a position has been committed, so
     that a receiver whose source ended is closed only after its last commit.
+
+    A batch takes at most ``rate * batch_interval`` records, the rate being the
+    lower of ``max_rate`` and ``controlled_rate`` (set by the backpressure
+    controller); the rest waits in the buffer, and the receiver waits once the
+    buffer is full.
     """
 
     kind = "receiver_stream"
@@ -117,18 +128,26 @@ class ReceiverInputNode(InputNode):
         graph: Graph,
         receiver: Receiver[Any],
         buffer: ChunkBuffer[Any],
-        max_records_per_batch: int | None,
+        max_rate: float | None,
         name: str | None,
     ) -> None:
         super().__init__(graph, name)
         self.receiver = receiver
         self.buffer = buffer
-        self.max_records_per_batch = max_records_per_batch
+        self.max_rate = max_rate
+        self.controlled_rate: float | None = None
         self._last_committed: Any = None
         self._committing: anyio.Event | None = None  # set at the next commit
 
-    def take(self) -> tuple[list[Sequence[Any]], Any]:
-        return self.buffer.take(self.max_records_per_batch)
+    @property
+    def rate_limit(self) -> float | None:
+        rates = [rate for rate in (self.max_rate, self.controlled_rate) if rate is not None]
+        return min(rates) if rates else None
+
+    def take(self, metadata: dict[str, Any] | None) -> tuple[list[Sequence[Any]], Any]:
+        rate = self.rate_limit
+        limit = None if rate is None else max(1, int(rate * self.graph.batch_interval))
+        return self.buffer.take(limit, metadata)
 
     def pending(self) -> int:
         return len(self.buffer)

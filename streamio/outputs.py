@@ -28,6 +28,7 @@ class OutputOperation:
         self.fn = fn
         self.user_fn = user_fn or fn
         self.graph = node.graph
+        self.kind = kind
         self.name = node.graph.register_output(self, kind, name)
 
     async def run(self, time: float) -> None:

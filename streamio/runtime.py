@@ -22,13 +22,15 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from .bus import ListenerBus
 from .clock import Clock, Timer, watched
 from .executors import InlineExecutor, pool_for
 from .graph import Graph
 from .inputs import ReceiverInputNode
-from .listener import ReceiverInfo, StreamingListener
+from .listener import ReceiverInfo
+from .rate import RateController
 from .receiver import GracefulStop, ReceiverOutput, supervise
-from .scheduler import Scheduler, notify
+from .scheduler import Scheduler
 
 __all__: list[str] = []
 
@@ -50,18 +52,26 @@ class Runtime:
         self,
         graph: Graph,
         clock: Clock,
-        listeners: Sequence[StreamingListener],
+        listeners: Sequence[tuple[Any, bool]],
         *,
         max_restarts: int | None,
         backoff: float,
         stop_timeout: float,
         executor_setting: Any,
         max_workers: int | None,
+        backpressure: tuple[float | None, float] | None = None,
     ) -> None:
         self.graph = graph
         self.clock = clock
-        self.listeners = listeners
-        self.scheduler = Scheduler(graph, clock, listeners, stop_timeout)
+        internal = []
+        if backpressure is not None:
+            initial_rate, min_rate = backpressure
+            receivers = [node for node in graph.nodes if isinstance(node, ReceiverInputNode)]
+            internal.append(
+                RateController(receivers, graph.batch_interval, initial_rate, min_rate)
+            )
+        self.bus = ListenerBus(listeners, internal)
+        self.scheduler = Scheduler(graph, clock, self.bus, stop_timeout)
         self._max_restarts = max_restarts
         self._backoff = backoff
         self._executor_setting = executor_setting
@@ -140,6 +150,29 @@ class Runtime:
         _CURRENT.set(self)
         finished = False
         try:
+            async with anyio.create_task_group() as delivery:
+                self.bus.start(delivery, self._watched)
+                try:
+                    finished = await self._run_job(timer)
+                finally:
+                    # every event is posted: the listeners take the rest, within a deadline
+                    self.bus.close()
+                    with anyio.CancelScope(shield=True) as cleanup:
+                        cleanup.deadline = anyio.current_effective_deadline()
+                        await self.bus.drain(self.clock)
+                    delivery.cancel_scope.cancel()
+        finally:
+            timer.close()
+            await self._close_executors(finished)
+            self.started.set()
+            self.terminated.set()
+        if self.error is not None and self.waiters == 0:
+            task_group.cancel_scope.cancel()
+
+    async def _run_job(self, timer: Timer) -> bool:
+        """Receivers and scheduler; whether the job finished (not stopped hard).
+        An error is kept in :attr:`error`, not raised."""
+        try:
             with self._scope:
                 async with anyio.create_task_group() as runtime:
                     try:
@@ -155,16 +188,10 @@ class Runtime:
                         self.error = single_error(exc)
                         raise
                     runtime.cancel_scope.cancel()
-                finished = not self._scope.cancel_called
         except Exception as exc:
             self.error = single_error(exc)
-        finally:
-            timer.close()
-            await self._close_executors(finished)
-            self.started.set()
-            self.terminated.set()
-        if self.error is not None and self.waiters == 0:
-            task_group.cancel_scope.cancel()
+            return False
+        return not self._scope.cancel_called
 
     async def _close_executors(self, finished: bool) -> None:
         """Shut the executors down, shielded, within a deadline: the caller's (an
@@ -198,10 +225,10 @@ class Runtime:
             self._receivers_done.set()
 
     async def _supervise(self, node: ReceiverInputNode, *, task_status: TaskStatus[None]) -> None:
-        listeners = self.listeners
+        post = self.bus.post
 
         async def on_event(event: str, info: ReceiverInfo) -> None:
-            await notify(listeners, f"on_receiver_{event}", info)
+            post(f"on_receiver_{event}", info)
 
         await supervise(
             node.receiver,

@@ -99,7 +99,9 @@ class _Rebalance(ConsumerRebalanceListener):
 
 
 class _BatchCuts(StreamingListener):
-    """Tells a source of its context's batch cuts (runs on the scheduler's task)."""
+    """Tells a source of its context's batch cuts: an inline listener, called on
+    the scheduler's task right after the cut, before the source stores anything
+    more, so each partition's count of records covers exactly one batch."""
 
     def __init__(self, source: KafkaSource) -> None:
         self._source = source
@@ -280,7 +282,7 @@ class KafkaSource(Receiver[KafkaRecord]):
         """
         if self._rate is not None:
             self._rate.attach(ssc.batch_interval)
-        ssc.add_listener(_BatchCuts(self))
+        ssc.add_listener(_BatchCuts(self), inline=True)
         what = self._pattern if self._pattern is not None else ",".join(self._topics)
         return ssc.receiver_stream(
             self,
@@ -424,7 +426,7 @@ class KafkaSource(Receiver[KafkaRecord]):
                             await self._report_outage(output, failure)
                     continue
             watch.reset()
-            records, delivered = self._convert(consumer, fetched)
+            records, delivered, ranges = self._convert(consumer, fetched)
             # aiokafka's records die now, before the put lets batches run: kept
             # across it, each would outlive collections and burden the GC's old
             # generation (the chunk holds plain tuples, which the GC soon stops scanning)
@@ -435,7 +437,12 @@ class KafkaSource(Receiver[KafkaRecord]):
             position = self._offsets.deliver(delivered)
             count = len(records)
             await flow.store(
-                consumer, output, records, position, lambda: self._consumer is consumer
+                consumer,
+                output,
+                records,
+                position,
+                lambda: self._consumer is consumer,
+                metadata={"offsets": ranges},
             )
             del records  # the buffer holds them now, as long as needed
             self._received += count
@@ -488,11 +495,13 @@ class KafkaSource(Receiver[KafkaRecord]):
 
     def _convert(
         self, consumer: AIOKafkaConsumer, fetched: Mapping[TopicPartition, list[Any]]
-    ) -> tuple[KafkaChunk, dict[TopicPartition, int]]:
-        """The records of a getmany (rate limits applied), as one chunk, and the
-        next offset per partition."""
+    ) -> tuple[KafkaChunk, dict[TopicPartition, int], dict[str, dict[int, range]]]:
+        """The records of a getmany (rate limits applied), as one chunk, the next
+        offset per partition, and the offsets the chunk holds, per topic and
+        partition (the chunk's metadata: a batch's ranges are merged from them)."""
         rows: list[tuple[Any, ...]] = []
         delivered: dict[TopicPartition, int] = {}
+        ranges: dict[str, dict[int, range]] = {}
         offsets, rate, decoder = self._offsets, self._rate, self._decoder
         for tp, fetched_messages in fetched.items():
             messages = fetched_messages  # the rate limit may keep only a part
@@ -511,7 +520,10 @@ class KafkaSource(Receiver[KafkaRecord]):
                     continue
             decoder.extend(rows, tp, messages)
             delivered[tp] = messages[-1].offset + 1
-        return KafkaChunk(rows), delivered
+            ranges.setdefault(tp.topic, {})[tp.partition] = range(
+                messages[0].offset, delivered[tp]
+            )
+        return KafkaChunk(rows), delivered, ranges
 
     def _fail(self, exc: BaseException, action: str) -> ConnectorError:
         error = to_connector_error(exc, action)
