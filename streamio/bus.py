@@ -50,6 +50,10 @@ DEFAULT_QUEUE_SIZE = 10_000
 # take the events still queued for them.
 _CLOSE_TIMEOUT = 10.0
 
+# A delivery task yields to the loop after this many plain callbacks in a row: the
+# scheduler posts several events per turn, so yielding after each would fall behind.
+_YIELD_EVERY = 100
+
 _EVENTS = tuple(name for name in vars(StreamingListener) if name.startswith("on_"))
 
 
@@ -183,7 +187,8 @@ class _Listener:
                     self._failed(event)
                 else:
                     self.delivered += 1
-            await anyio.lowlevel.checkpoint()
+            elif self.delivered % _YIELD_EVERY == 0:
+                await anyio.lowlevel.checkpoint()  # a long queue of plain callbacks
 
     def close(self) -> None:
         self.closed = True
