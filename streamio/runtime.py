@@ -6,10 +6,12 @@ task group: it opens and supervises every receiver, runs the scheduler's tick
 loop, shuts the executors down at the end, and keeps the error that stopped the
 job for ``start()``, ``await_termination()`` and the block's exit.
 
-Every task of a runtime (the scheduler's, the receivers', and any task they
-start: a ``map_async`` call, a sink's deliveries) runs with :data:`_CURRENT` set
-to it, so that a stop awaited from inside the job it would wait for returns at
-once instead of waiting for itself.
+Every task of a runtime (the scheduler's, the receivers', the listener bus's,
+and any task they start: a ``map_async`` call, a sink's deliveries) runs with
+:data:`_CURRENT` set to it, so that a stop awaited from inside the job it would
+wait for returns at once instead of waiting for itself. The listener bus's
+tasks outlive the scheduler and the receivers: once every event is posted, the
+listeners get a bounded time to take what is queued for them.
 """
 
 from __future__ import annotations
@@ -141,7 +143,8 @@ class Runtime:
             await self.terminated.wait()
 
     async def _run(self, task_group: TaskGroup, timer: Timer) -> None:
-        """Receivers and scheduler, in a task group of their own.
+        """Receivers and scheduler, in a task group of their own, inside the one of
+        the listener bus's delivery tasks.
 
         Never raises: an error is kept for ``start()``, ``await_termination()``
         and the block's exit, and interrupts the ``async with`` body unless
