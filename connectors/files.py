@@ -26,6 +26,11 @@ Directory source
     happens to the files present at the very first start (no ledger file yet, or
     no ledger at all): read them, or record them as done without reading them.
 
+    With checkpointing on, the checkpoint keeps the files done instead (the
+    ledger, if given, is still written after each checkpoint): a job resumed
+    from a checkpoint reads every file of the directory the checkpoint does not
+    list as done.
+
     The source wakes up when ``watchfiles`` (the ``files`` extra) reports a
     change in the directory, and also rescans it every ``rescan_interval``
     seconds, which catches what file system notifications miss (network file
@@ -74,6 +79,7 @@ from .text import check_encoding
 __all__ = [
     "DirectorySource",
     "FileId",
+    "FilesPosition",
     "TextFilesSink",
     "save_as_text_files",
     "text_file_stream",
@@ -91,6 +97,36 @@ class FileId(NamedTuple):
     name: str
     size: int
     mtime_ns: int
+
+
+class FilesPosition:
+    """How far a :class:`DirectorySource` has read: its files up to a sequence
+    number. What a checkpoint saves of it is the set of files done by then (those
+    of the batches the checkpoint covers), taken when it is saved."""
+
+    __slots__ = ("_source", "files", "sequence")
+
+    def __init__(
+        self,
+        sequence: int,
+        source: DirectorySource | None = None,
+        files: frozenset[FileId] = frozenset(),
+    ) -> None:
+        self.sequence = sequence
+        self._source = source
+        self.files = files
+
+    def done(self) -> frozenset[FileId]:
+        """The files done with once every batch up to this position is finished."""
+        if self._source is None:
+            return self.files
+        return self._source.done_through(self.sequence)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FilesPosition, (self.sequence, None, self.done()))
+
+    def __repr__(self) -> str:
+        return f"FilesPosition({self.sequence})"
 
 
 class _Wake:
@@ -143,6 +179,8 @@ class DirectorySource(Receiver[str]):
 
     restartable = True
 
+    replayable = True
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -186,9 +224,24 @@ class DirectorySource(Receiver[str]):
         self._pending: dict[int, FileId] = {}  # position -> file, in storing order
         self._sequence = 0
         self._ledger_lock = anyio.Lock()
+        self._restored = False  # a checkpoint said which files are done
 
     def __repr__(self) -> str:
         return f"DirectorySource({str(self.path)!r}, pattern={self.pattern!r})"
+
+    def done_through(self, sequence: int) -> frozenset[FileId]:
+        """The files done with once every file stored up to ``sequence`` is committed."""
+        done = set(self._done.values())
+        done.update(file for seq, file in self._pending.items() if seq <= sequence)
+        return frozenset(done)
+
+    async def restore(self, position: Any) -> None:
+        """Resume from a checkpoint: the files it lists are done (not read again),
+        every other file of the directory is read, whatever the ledger says."""
+        if isinstance(position, FilesPosition):
+            self._done = {file.name: file for file in position.done()}
+            self._sequence = position.sequence
+            self._restored = True
 
     @property
     def processed(self) -> frozenset[FileId]:
@@ -213,8 +266,8 @@ class DirectorySource(Receiver[str]):
             raise ConnectorError(msg, retriable=False)
         if self._opened:
             return
-        fresh = True
-        if self.ledger is not None:
+        fresh = not self._restored
+        if self.ledger is not None and not self._restored:
             loaded = await anyio.to_thread.run_sync(self._load_ledger)
             if loaded is not None:
                 fresh = False
@@ -252,6 +305,8 @@ class DirectorySource(Receiver[str]):
     async def commit(self, position: Any) -> None:
         """Every file stored up to ``position`` is in finished batches: record them
         (and rewrite the ledger)."""
+        if isinstance(position, FilesPosition):
+            position = position.sequence
         finished = [seq for seq in self._pending if seq <= position]
         if not finished:
             return
@@ -318,7 +373,11 @@ class DirectorySource(Receiver[str]):
             self._pending[self._sequence] = file
             self._queued.add(name)
             logger.debug("%s: %d lines from %s", self, len(lines), file.name)
-            await output.put_many(lines, position=self._sequence, metadata={"files": [file.name]})
+            await output.put_many(
+                lines,
+                position=FilesPosition(self._sequence, self),
+                metadata={"files": [file.name]},
+            )
 
     def _scan(self) -> list[FileId]:
         """The matching regular files, oldest first."""

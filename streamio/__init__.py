@@ -8,6 +8,7 @@ from .clock import Clock, ManualClock, SystemClock
 from .context import ContextState, StreamingContext
 from .dstream import DStream
 from .errors import (
+    CheckpointError,
     ConfigurationError,
     ConnectorError,
     ContextStateError,
@@ -20,6 +21,7 @@ from .errors import (
 from .event_time import EventWindow
 from .listener import (
     BatchInfo,
+    CheckpointInfo,
     OutputOperationInfo,
     ReceiverInfo,
     StreamingListener,
@@ -33,6 +35,8 @@ from .state import State, StateSpec
 __all__ = [
     "BatchInfo",
     "BufferStatistics",
+    "CheckpointError",
+    "CheckpointInfo",
     "Clock",
     "ConfigurationError",
     "ConnectorError",

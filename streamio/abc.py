@@ -32,6 +32,7 @@ from .chunk import LazyChunk
 from .clock import Clock, Timer
 from .listener import (
     BatchInfo,
+    CheckpointInfo,
     OutputOperationInfo,
     ReceiverInfo,
     StreamingListener,
@@ -42,6 +43,7 @@ from .receiver import Receiver, ReceiverOutput
 __all__ = [
     "BatchInfo",
     "BufferStatistics",
+    "CheckpointInfo",
     "Clock",
     "LazyChunk",
     "OutputOperationInfo",

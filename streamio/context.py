@@ -20,15 +20,24 @@ scheduler, executors); this module is the user-facing facade.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterable, Generator, Iterable
+import os
+from collections.abc import AsyncIterable, Callable, Generator, Iterable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
 
 from .buffer import DEFAULT_BUFFER_BYTES, ChunkBuffer
 from .bus import ListenerStatistics, check_inline
+from .checkpoint.recovery import has_checkpoint
+from .checkpoint.serializers import Serializer
+from .checkpoint.settings import (
+    CheckpointSettings,
+    check_checkpointable,
+    checkpoint_settings,
+    same_directory,
+)
 from .checks import check_number, check_whole_number
 from .clock import Clock, SystemClock
 from .dstream import DStream
@@ -135,6 +144,9 @@ class StreamingContext:
         ConfigurationError: for any invalid argument.
     """
 
+    # The context started last in this process, for get_active().
+    _last_started: ClassVar[StreamingContext | None] = None
+
     def __init__(
         self,
         batch_interval: float,
@@ -182,6 +194,8 @@ class StreamingContext:
         self._task_group: TaskGroup | None = None
         self._runtime: Runtime | None = None
         self._never_started = anyio.Event()  # set when stopped before start()
+        self._checkpoint: CheckpointSettings | None = None
+        self._restore = False  # get_or_create() found a checkpoint to resume
 
     # -- properties -------------------------------------------------------
 
@@ -267,6 +281,7 @@ class StreamingContext:
         if default is not None:
             default = list(check_queue_item(default, name or "queue_stream"))
         node = QueueInputNode(self._graph, queue, bool(one_at_a_time), default, name)
+        self._check_checkpointable(node)
         return DStream(self, node)
 
     def receiver_stream(
@@ -311,6 +326,7 @@ class StreamingContext:
         if name is None and default_name is not None:
             name = self._graph.free_name(default_name)
         node = ReceiverInputNode(self._graph, receiver, buffer, max_rate, name)
+        self._check_checkpointable(node)
         return DStream(self, node)
 
     def from_async_iterable(
@@ -422,6 +438,134 @@ class StreamingContext:
             self._graph.remember, check_number(duration, "remember duration")
         )
 
+    # -- checkpoints -------------------------------------------------------------
+
+    def checkpoint(
+        self,
+        directory: str | os.PathLike[str],
+        interval: float | None = None,
+        *,
+        write_ahead_log: bool = False,
+        serializer: Serializer | None = None,
+    ) -> None:
+        """Checkpoint the job into ``directory`` (Spark's ``ssc.checkpoint``).
+
+        Every ``interval`` seconds of batches (a multiple of the batch interval;
+        by default the larger of 10 s and the batch interval, as Spark's), after
+        every output of the batch has finished, the job's state is saved: the
+        batch time, each input's source position, the state of
+        ``update_state_by_key``, ``map_with_state``, windows and event-time
+        windows. Positions are committed to the sources (Kafka group offsets,
+        the directory source's ledger) only once a checkpoint covering them is
+        written, and a graceful stop writes a final one. Resume with
+        :meth:`get_or_create`. See ``streamio.checkpoint`` for the store.
+
+        Args:
+            directory: where the checkpoint lives (created when missing). Local
+                and trusted: state is pickled, and loading a pickle runs code.
+            interval: seconds between checkpoints (a multiple of the batch
+                interval).
+            write_ahead_log: log what receivers that cannot replay (socket,
+                ``from_async_iterable``, push streams, receivers that are not
+                ``replayable``) store, before it counts as received, so that a
+                crash loses none of it.
+            serializer: how keyed state is turned into bytes (default pickle;
+                :class:`~streamio.checkpoint.JsonSerializer`, or any object with
+                ``dumps`` and ``loads``).
+
+        Raises:
+            ConfigurationError: for a wrong argument, or an input that cannot be
+                checkpointed (a queue stream; ``from_async_iterable`` and push
+                streams without the write-ahead log).
+        """
+        if self._task_group is not None and self._runtime is not None:
+            raise ContextStateError("checkpoint() must be called before start()")
+        self._checkpoint = checkpoint_settings(
+            directory, interval, self._interval, write_ahead_log, serializer
+        )
+        for node in self._graph.nodes:
+            check_checkpointable(node, write_ahead_log)
+
+    def _check_checkpointable(self, node: Any) -> None:
+        if self._checkpoint is not None:
+            check_checkpointable(node, self._checkpoint.write_ahead_log)
+
+    @classmethod
+    def get_or_create(
+        cls, directory: str | os.PathLike[str], setup: Callable[[], StreamingContext]
+    ) -> StreamingContext:
+        """The context of ``setup()``, resumed from the checkpoint in ``directory``
+        when there is one (Spark's ``StreamingContext.getOrCreate``).
+
+        ``setup`` builds the whole job (streams and outputs) and returns its
+        context; it is called in either case, so it must build the same graph
+        each time (give streams ``name=`` to keep them recognisable). When the
+        directory holds a checkpoint, the job resumes from it at ``start()``:
+        state, positions and the batch grid as they were after the checkpoint's
+        batch; the batches of the time the job was down run first. A graph that
+        changed since the checkpoint fails at start with
+        :class:`~streamio.CheckpointError` naming what changed.
+
+        Args:
+            directory: the checkpoint directory; ``setup`` may call
+                ``ssc.checkpoint(directory, ...)`` itself (to choose an interval),
+                otherwise it is called with the defaults.
+            setup: builds and returns a new, unstarted context.
+        """
+        ssc = setup()
+        if not isinstance(ssc, StreamingContext):
+            msg = f"get_or_create(): setup() must return a StreamingContext, not {ssc!r}"
+            raise ConfigurationError(msg)
+        if ssc._checkpoint is None:
+            ssc.checkpoint(directory)
+        elif not same_directory(ssc._checkpoint.directory, directory):
+            msg = (
+                f"get_or_create({str(directory)!r}): setup() checkpoints into "
+                f"{str(ssc._checkpoint.directory)!r}; use the same directory in both"
+            )
+            raise ConfigurationError(msg)
+        ssc._restore = has_checkpoint(directory)
+        return ssc
+
+    @staticmethod
+    def has_checkpoint(directory: str | os.PathLike[str]) -> bool:
+        """Whether ``directory`` holds a checkpoint (or a write-ahead log with
+        records) that :meth:`get_or_create` would resume."""
+        return has_checkpoint(directory)
+
+    @property
+    def resumed(self) -> bool:
+        """Whether this context resumes a checkpoint (see :meth:`get_or_create`)."""
+        return self._restore
+
+    @classmethod
+    def get_active(cls) -> StreamingContext | None:
+        """The context started in this process and not yet stopped, or None
+        (PySpark's ``StreamingContext.getActive``)."""
+        active = StreamingContext._last_started
+        if active is not None and active.state is ContextState.ACTIVE:
+            return active
+        return None
+
+    @classmethod
+    def get_active_or_create(
+        cls,
+        directory: str | os.PathLike[str] | None,
+        setup: Callable[[], StreamingContext],
+    ) -> StreamingContext:
+        """The active context, else :meth:`get_or_create` with ``directory`` (or
+        ``setup()`` when ``directory`` is None), as PySpark's ``getActiveOrCreate``."""
+        active = cls.get_active()
+        if active is not None:
+            return active
+        if directory is None:
+            ssc = setup()
+            if not isinstance(ssc, StreamingContext):
+                msg = f"setup() must return a StreamingContext, not {ssc!r}"
+                raise ConfigurationError(msg)
+            return ssc
+        return cls.get_or_create(directory, setup)
+
     # -- lifecycle --------------------------------------------------------------
 
     async def __aenter__(self) -> StreamingContext:
@@ -486,6 +630,8 @@ class StreamingContext:
                 "a stream before start(), otherwise nothing would be computed"
             )
             raise ConfigurationError(msg)
+        for node in self._graph.nodes:
+            self._check_checkpointable(node)
         self._graph.frozen = True
         self._runtime = Runtime(
             self._graph,
@@ -497,9 +643,12 @@ class StreamingContext:
             executor_setting=self._executor_setting,
             max_workers=self._max_workers,
             backpressure=self._backpressure,
+            checkpoint=self._checkpoint,
+            restore=self._restore,
         )
         self._runtime.start(self._task_group)
         self._state = ContextState.ACTIVE
+        StreamingContext._last_started = self
         return _Completion(self._runtime.wait_started)
 
     def stop(self, graceful: bool = True) -> _Completion:

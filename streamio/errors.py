@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
+    "CheckpointError",
     "ConfigurationError",
     "ConnectorError",
     "ContextStateError",
@@ -103,6 +104,12 @@ class ConnectorError(StreamioError):
 class StateError(StreamioError, RuntimeError):
     """A ``map_with_state`` function misused its key's state (read a missing one,
     updated one that is timing out)."""
+
+
+class CheckpointError(StreamioError):
+    """A checkpoint could not be written or resumed: a damaged store, a program
+    whose graph changed since the checkpoint, a source that cannot be
+    checkpointed, a failed write. The message says what to change."""
 
 
 class StopTimeoutError(StreamioError):

@@ -69,6 +69,21 @@ class EventTimeWindowNode(StatefulNode):
         self.open: dict[tuple[Any, float, float], list[Any]] = {}
         self._arrivals = 0  # records seen, numbering them in arrival order
 
+    def state_to_save(self) -> Any:
+        # open windows are few (those the watermark has not passed): saved whole
+        return {
+            "state_time": self.state_time,
+            "watermark": self.watermark,
+            "open": self.open,
+            "arrivals": self._arrivals,
+        }
+
+    def restore_saved(self, saved: Any) -> None:
+        self.state_time = saved["state_time"]
+        self.watermark = saved["watermark"]
+        self.open = saved["open"]
+        self._arrivals = saved["arrivals"]
+
     def user_functions(self) -> Ops:
         named = ((self.label, self.user_fn), (self.label, self._key))
         return tuple((name, fn) for name, fn in named if fn is not None)
@@ -159,6 +174,13 @@ class SessionWindowNode(EventTimeWindowNode):
         super().__init__(parent, timestamp, key, gap, gap, allowed_lateness, name)
         self._gap = gap
         self.sessions: dict[Any, list[_Session]] = {}
+
+    def state_to_save(self) -> Any:
+        return {**super().state_to_save(), "sessions": self.sessions}
+
+    def restore_saved(self, saved: Any) -> None:
+        super().restore_saved(saved)
+        self.sessions = saved["sessions"]
 
     def placement_order(self, entries: list[_Entry]) -> list[_Entry]:
         """Newest first: an older record of the batch may join the session that a

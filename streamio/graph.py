@@ -15,7 +15,7 @@ own modules, output operations in :mod:`streamio.outputs`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from .errors import ConfigurationError, ContextStateError
 from .functions import Ops, operator_failures
 
 if TYPE_CHECKING:
+    from .checkpoint.keyed import KeyedChanges
     from .executors import PartitionExecutor
     from .outputs import OutputOperation
 
@@ -178,6 +179,8 @@ class Node:
     kind = "stream"
     graph: Graph
     name: str
+    # Set while checkpointing: a node with keyed state records its changed keys here.
+    keyed_changes: KeyedChanges | None = None
     # Whether this node reads its parents' past batches (windows): they must then be
     # memoised rather than fused into this node and recomputed for every window.
     materializes_parents = False
@@ -273,6 +276,31 @@ class Node:
         """
         tail = list if self.pipeline().fn is not None else None
         return await self.graph.evaluate(self, time, tail, self.label)
+
+    # -- checkpoints: what a node saves besides its remembered batches ---------
+
+    def state_to_save(self) -> Any:
+        """Plain data a checkpoint must save to resume this node (None: nothing).
+
+        Remembered batches (``_generated``, what windows read again) and keyed
+        state (:meth:`keyed_state`) are saved apart, incrementally.
+        """
+        return None
+
+    def restore_saved(self, saved: Any) -> None:
+        """Resume from what :meth:`state_to_save` returned at the checkpoint."""
+
+    def keyed_state(self) -> tuple[dict[Any, Any], Callable[[Any], Any]] | None:
+        """The node's keyed state and what to save per key, for nodes that keep it;
+        they report changed keys to :attr:`keyed_changes` while it is set."""
+        return None
+
+    def restore_keyed(self, items: list[tuple[Any, Any]]) -> None:
+        """Replace the keyed state with ``(key, saved value)`` pairs."""
+
+    def remembered_batches(self) -> dict[float, Batch[Any] | None]:
+        """The batches this node keeps for later batches (windows re-read them)."""
+        return self._generated
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

@@ -155,11 +155,24 @@ class ReceiverInputNode(InputNode):
     async def commit(self, time: float) -> None:
         position = self.positions.pop(time, None)
         if position is not None:
-            await self.receiver.commit(position)
-            self._last_committed = position
-            if self._committing is not None:
-                self._committing.set()
-                self._committing = None
+            await self.commit_position(position)
+
+    def position_through(self, time: float) -> Any:
+        """The position reached by the batches up to ``time`` (None when none of them
+        moved it), forgetting theirs: what a checkpoint at ``time`` saves."""
+        latest = None
+        for batch_time in sorted(t for t in self.positions if t <= time):
+            latest = self.positions.pop(batch_time)
+        return latest
+
+    async def commit_position(self, position: Any) -> None:
+        """Pass ``position`` to the receiver: its batches are output (and, with
+        checkpointing on, checkpointed)."""
+        await self.receiver.commit(position)
+        self._last_committed = position
+        if self._committing is not None:
+            self._committing.set()
+            self._committing = None
 
     async def wait_committed(self, position: Any) -> None:
         """Return once ``position`` (the object the receiver stored) has been committed.

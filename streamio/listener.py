@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 __all__ = [
     "BatchInfo",
+    "CheckpointInfo",
     "OutputOperationInfo",
     "ReceiverInfo",
     "StreamingListener",
@@ -66,6 +67,24 @@ class StreamingStartedInfo:
     batch_interval: float
 
 
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """A checkpoint that was written.
+
+    Attributes:
+        batch_time: the batch it covers (the job resumes after it).
+        duration: seconds it took (snapshot, write and fsync), in real time.
+        bytes_written: bytes of state, batches and positions it wrote: what
+            changed since the previous checkpoint.
+        keys_written: keys of keyed state it inserted, updated or deleted.
+    """
+
+    batch_time: float
+    duration: float
+    bytes_written: int
+    keys_written: int
+
+
 @dataclass
 class BatchInfo:
     """Metrics of one batch. Times are clock seconds.
@@ -77,11 +96,12 @@ class BatchInfo:
             scheduler was still busy with an earlier batch).
         processing_start_time: when its first output job started (None before).
         processing_end_time: when its last output job finished (None before).
+        checkpoint: the checkpoint written after it, if one was.
         output_operations: each output's run so far, in registration order (an
             output appears when it starts).
         input_metadata: per input stream, what its source says about the
             records of this batch: the Kafka source's offset ranges per
-            partition (``{"offsets": {"topic-0": range(40, 50)}}``), the
+            partition (``{"offsets": {"lines": {0: range(40, 50)}}}``), the
             directory source's file names (``{"files": [...]}``). Receivers
             attach it with ``output.put_many(records, metadata=...)``.
         rate_limits: per input stream with a cap, the records per second the
@@ -94,6 +114,7 @@ class BatchInfo:
     submission_time: float
     processing_start_time: float | None = None
     processing_end_time: float | None = None
+    checkpoint: CheckpointInfo | None = None
     output_operations: list[OutputOperationInfo] = field(default_factory=list)
     input_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
     rate_limits: dict[str, float] = field(default_factory=dict)
@@ -166,6 +187,9 @@ class StreamingListener:
 
     def on_batch_completed(self, info: BatchInfo) -> Any:
         """Every output job of a batch has finished (and positions were committed)."""
+
+    def on_checkpoint_written(self, info: CheckpointInfo) -> Any:
+        """A checkpoint was written (and the positions it covers committed)."""
 
     def on_receiver_started(self, info: ReceiverInfo) -> Any:
         """A receiver connected (opened) and is receiving."""

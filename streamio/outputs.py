@@ -31,6 +31,14 @@ class OutputOperation:
         self.kind = kind
         self.name = node.graph.register_output(self, kind, name)
 
+    def state_to_save(self) -> Any:
+        """Plain data a checkpoint must save to resume this output (None: nothing;
+        an output that trains a model returns the model)."""
+        return None
+
+    def restore_saved(self, saved: Any) -> None:
+        """Resume from what :meth:`state_to_save` returned at the checkpoint."""
+
     async def run(self, time: float) -> None:
         parts = await self.node.partitions(time)
         if parts is None:

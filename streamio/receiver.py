@@ -18,13 +18,14 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import anyio
 from anyio.abc import TaskStatus
 
 from .buffer import BufferStatistics, ChunkBuffer
+from .chunk import LazyChunk
 from .clock import Clock
 from .errors import ConnectorError, ReceiverError
 from .listener import ReceiverInfo
@@ -47,6 +48,8 @@ _CLEANUP_TIMEOUT = 10.0
 
 
 Notify = Callable[[str, ReceiverInfo], Awaitable[None]]
+# Queues a chunk for the write-ahead log, which stores it in the buffer once on disk.
+ChunkLog = Callable[[Sequence[Any]], Awaitable[None]]
 
 
 class ReceiverOutput(Generic[T]):
@@ -58,10 +61,16 @@ class ReceiverOutput(Generic[T]):
     """
 
     def __init__(
-        self, buffer: ChunkBuffer[T], *, stream: str = "", notify: Notify | None = None
+        self,
+        buffer: ChunkBuffer[T],
+        *,
+        stream: str = "",
+        notify: Notify | None = None,
+        log: ChunkLog | None = None,
     ) -> None:
         self._buffer = buffer
         self._notify = notify
+        self._log = log  # the write-ahead log, when the stream's chunks go through it
         self.stream = stream
         self.attempt = 0
         self._stored = False  # whether the current attempt stored anything
@@ -90,7 +99,18 @@ class ReceiverOutput(Generic[T]):
                 ranges span (``range(0, 10)`` then ``range(10, 20)`` make
                 ``range(0, 20)``), other values are replaced by later ones. Free
                 when not given; keep it small (it is kept with the chunk).
+
+        With the checkpoint's write-ahead log on for this stream, the chunk goes
+        to the log instead: it reaches the buffer, and counts as received, once
+        it is appended and fsynced (its position is then its place in the log,
+        and ``position`` and ``metadata`` are not used). The call returns once
+        the chunk is queued for the log, so the receiver reads on while the disk
+        works.
         """
+        if self._log is not None:
+            await self._log(records if isinstance(records, (list, LazyChunk)) else list(records))
+            self._stored = True
+            return
         await self._buffer.put_many(records, position, metadata)
         self._stored = True
         if position is not None:
@@ -110,8 +130,12 @@ class ReceiverOutput(Generic[T]):
         :meth:`put_many`'s.
 
         Raises:
-            anyio.WouldBlock: the chunk does not fit whole; nothing was stored.
+            anyio.WouldBlock: the chunk does not fit whole, or the stream's chunks
+                go through the write-ahead log (which takes a wait): nothing was
+                stored; store it with :meth:`put_many`.
         """
+        if self._log is not None:
+            raise anyio.WouldBlock
         self._buffer.put_many_nowait(records, position, metadata)
         self._stored = True
         if position is not None:
@@ -119,6 +143,9 @@ class ReceiverOutput(Generic[T]):
 
     async def put(self, record: T, position: Any = None) -> None:
         """Store one record. Prefer :meth:`put_many` when records come in chunks."""
+        if self._log is not None:
+            await self.put_many([record], position)
+            return
         await self._buffer.put(record, position)
         self._stored = True
         if position is not None:

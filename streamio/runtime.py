@@ -25,13 +25,14 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from .bus import ListenerBus
+from .checkpoint.checkpointer import Checkpointer, CheckpointSettings
 from .clock import Clock, Timer, watched
 from .executors import InlineExecutor, pool_for
 from .graph import Graph
 from .inputs import ReceiverInputNode
 from .listener import ReceiverInfo
 from .rate import RateController
-from .receiver import GracefulStop, ReceiverOutput, supervise
+from .receiver import ChunkLog, GracefulStop, ReceiverOutput, supervise
 from .scheduler import Scheduler
 
 __all__: list[str] = []
@@ -62,6 +63,8 @@ class Runtime:
         executor_setting: Any,
         max_workers: int | None,
         backpressure: tuple[float | None, float] | None = None,
+        checkpoint: CheckpointSettings | None = None,
+        restore: bool = False,
     ) -> None:
         self.graph = graph
         self.clock = clock
@@ -74,6 +77,8 @@ class Runtime:
             )
         self.bus = ListenerBus(listeners, internal)
         self.scheduler = Scheduler(graph, clock, self.bus, stop_timeout)
+        self.checkpointer = Checkpointer(checkpoint, graph) if checkpoint is not None else None
+        self._restore = restore
         self._max_restarts = max_restarts
         self._backoff = backoff
         self._executor_setting = executor_setting
@@ -167,6 +172,8 @@ class Runtime:
         finally:
             timer.close()
             await self._close_executors(finished)
+            if self.checkpointer is not None:
+                await self._close_checkpoint()
             self.started.set()
             self.terminated.set()
         if self.error is not None and self.waiters == 0:
@@ -179,6 +186,7 @@ class Runtime:
             with self._scope:
                 async with anyio.create_task_group() as runtime:
                     try:
+                        await self._open_checkpoint()
                         await self.scheduler.run(
                             timer,
                             lambda: runtime.start(self._watched, self._run_receivers),
@@ -195,6 +203,20 @@ class Runtime:
             self.error = single_error(exc)
             return False
         return not self._scope.cancel_called
+
+    async def _open_checkpoint(self) -> None:
+        """Open the checkpoint store and, when resuming, restore the job from it
+        (before any receiver opens: they are told their positions first)."""
+        if self.checkpointer is not None:
+            self.scheduler.checkpointer = self.checkpointer
+            self.scheduler.resume = await self.checkpointer.open(self._restore)
+
+    async def _close_checkpoint(self) -> None:
+        """Close the store's files, shielded, within a deadline."""
+        assert self.checkpointer is not None
+        with anyio.CancelScope(shield=True) as cleanup:
+            cleanup.deadline = anyio.current_time() + _EXECUTOR_CLOSE_TIMEOUT
+            await self.checkpointer.close()
 
     async def _close_executors(self, finished: bool) -> None:
         """Shut the executors down, shielded, within a deadline: the caller's (an
@@ -216,14 +238,21 @@ class Runtime:
 
     async def _run_receivers(self, *, task_status: TaskStatus[None]) -> None:
         """Start every receiver (waiting until each has opened), then supervise them."""
+        logs = self.checkpointer.logs.values() if self.checkpointer is not None else ()
         try:
-            async with anyio.create_task_group() as receivers:
-                for node in self.graph.nodes:
-                    if isinstance(node, ReceiverInputNode):
-                        await receivers.start(self._watched, self._supervise, node)
-                self._opened = True
-                self.started.set()
-                task_status.started()
+            async with anyio.create_task_group() as writers:
+                for log in logs:  # the write-ahead logs' writers
+                    writers.start_soon(self._watched, log.run)
+                async with anyio.create_task_group() as receivers:
+                    for node in self.graph.nodes:
+                        if isinstance(node, ReceiverInputNode):
+                            await receivers.start(self._watched, self._supervise, node)
+                    self._opened = True
+                    self.started.set()
+                    task_status.started()
+                for log in logs:  # what receivers whose source ended stored last
+                    await log.flushed()
+                writers.cancel_scope.cancel()
         finally:
             self._receivers_done.set()
 
@@ -235,7 +264,7 @@ class Runtime:
 
         await supervise(
             node.receiver,
-            ReceiverOutput(node.buffer, stream=node.name, notify=on_event),
+            ReceiverOutput(node.buffer, stream=node.name, notify=on_event, log=self._log_for(node)),
             stream=node.name,
             clock=self.clock,
             max_restarts=self._max_restarts,
@@ -246,10 +275,18 @@ class Runtime:
             task_status=task_status,
         )
 
+    def _log_for(self, node: ReceiverInputNode) -> ChunkLog | None:
+        """Where the input's chunks are logged before they count as received."""
+        if self.checkpointer is None or node.name not in self.checkpointer.logs:
+            return None
+        return self.checkpointer.logs[node.name].put
+
     async def _stop_receivers(self) -> None:
         """Graceful stop, first step: no receiver receives any more."""
         self._graceful_stop.stop_receiving()
         await self._graceful_stop.wait_stopped()
+        if self.checkpointer is not None:  # what they stored reaches the buffers
+            await self.checkpointer.flush_logs()
 
     async def _close_receivers(self) -> None:
         """Graceful stop, last step (final batches committed): receivers close."""

@@ -21,6 +21,7 @@ import anyio
 import anyio.lowlevel
 
 from .bus import ListenerBus
+from .checkpoint.checkpointer import Checkpointer, Resume
 from .clock import Clock, Timer
 from .errors import StopTimeoutError
 from .graph import Graph
@@ -70,6 +71,10 @@ class Scheduler:
         self._finished = False
         self._out_of_time = False  # the deadline passed between two final batches
         self._running: BatchInfo | None = None  # the batch cut and not yet committed
+        # Set by the runtime when checkpointing: positions are then committed by
+        # the checkpoints, and ``resume`` is where a restored job goes on.
+        self.checkpointer: Checkpointer | None = None
+        self.resume: Resume | None = None
 
     def first_index(self) -> int:
         """The grid index of the next batch: the first grid time after now."""
@@ -127,6 +132,7 @@ class Scheduler:
                         await stop_receivers()
                         await self._drain(index)
                         if not self._out_of_time:
+                            await self._final_checkpoint()
                             await close_receivers()
                 watchdog.cancel_scope.cancel()
         finally:
@@ -151,9 +157,14 @@ class Scheduler:
             opening.start_soon(self._skip_ticks, timer)
             await open_inputs()
             opening.cancel_scope.cancel()
+        self.bus.post("on_streaming_started", StreamingStartedInfo(self.clock.now(), self.interval))
+        if self.resume is not None:
+            # the grid goes on after the checkpoint's batch: the batches of the time
+            # the job was down run at once, one after the other (as Spark's do)
+            self.graph.zero_time = self.resume.zero_time
+            return round(self.resume.batch_time / self.interval) + 1
         index = self.first_index()
         self.graph.zero_time = self.batch_time(index - 1)
-        self.bus.post("on_streaming_started", StreamingStartedInfo(self.clock.now(), self.interval))
         return index
 
     async def _skip_ticks(self, timer: Timer) -> None:
@@ -182,6 +193,18 @@ class Scheduler:
                 return
             await self.run_batch(self.batch_time(index))
             index += 1
+
+    async def _final_checkpoint(self) -> None:
+        """A graceful stop checkpoints the last batch (and so commits its positions)."""
+        checkpointer, last = self.checkpointer, self.last_batch
+        if checkpointer is None or last is None or checkpointer.last_time == last.batch_time:
+            return
+        await self._checkpoint(last)
+
+    async def _checkpoint(self, info: BatchInfo) -> None:
+        assert self.checkpointer is not None
+        info.checkpoint = await self.checkpointer.write(info.batch_time)
+        self.bus.post("on_checkpoint_written", info.checkpoint)
 
     async def _expire_stop(self, work: anyio.CancelScope) -> None:
         """Cancel ``work`` once the graceful stop's deadline has passed."""
@@ -223,11 +246,16 @@ class Scheduler:
         bus.post("on_batch_started", info)
         for output in self.graph.outputs:
             await self._run_output(info, output, time)
-        for node in self.inputs:
-            await node.commit(time)
+        if self.checkpointer is None:
+            for node in self.inputs:
+                await node.commit(time)
+            self.graph.forget(time)
+        else:
+            self.graph.forget(time)  # what is left is what later batches need
+            if self.checkpointer.due(time):
+                await self._checkpoint(info)
         self._running = None
         info.processing_end_time = clock.now()
-        self.graph.forget(time)
         self.last_batch = info
         bus.post("on_batch_completed", info)
         delay = info.scheduling_delay

@@ -23,6 +23,7 @@ from .batch import (
     private_copy,
     split_records,
 )
+from .checkpoint.keyed import unchanged
 from .checks import check_number
 from .errors import ConfigurationError, StateError
 from .functions import Ops, check_function, operator_failures
@@ -174,6 +175,12 @@ class StatefulNode(Node):
         for time in [t for t in self.side if t <= before]:
             del self.side[time]
 
+    def state_to_save(self) -> Any:
+        return {"state_time": self.state_time}
+
+    def restore_saved(self, saved: Any) -> None:
+        self.state_time = saved["state_time"]
+
 
 def _keep_first(first: Any, second: Any) -> Any:
     return first
@@ -226,19 +233,30 @@ class UpdateStateNode(StatefulNode):
                     new_values[key].extend(values)
                 else:
                     new_values[key] = values
-        update_fn, state = self.user_fn, self.state
+        update_fn, state, changes = self.user_fn, self.state, self.keyed_changes
         keys = list(state)
         keys.extend(key for key in new_values if key not in state)
         for key in keys:
             # the old state was emitted with the previous batch: the function gets a
             # copy it may change in place (PySpark's updaters extend their state)
-            old = private_copy(state.get(key))
-            new_state = update_fn(new_values.get(key, []), old)
+            kept = state.get(key)
+            new_state = update_fn(new_values.get(key, []), private_copy(kept))
             if new_state is None:
-                state.pop(key, None)
+                if key in state:
+                    del state[key]
+                    if changes is not None:
+                        changes.touch(key)
             else:
                 state[key] = new_state
+                if changes is not None and not unchanged(new_state, kept):
+                    changes.touch(key)
         return list(state.items())
+
+    def keyed_state(self) -> tuple[dict[Any, Any], Callable[[Any], Any]]:
+        return self.state, self.state.__getitem__
+
+    def restore_keyed(self, items: list[tuple[Any, Any]]) -> None:
+        self.state = dict(items)
 
 
 class MapWithStateNode(StatefulNode):
@@ -262,10 +280,12 @@ class MapWithStateNode(StatefulNode):
 
     def update(self, time: float, parts: list[Sequence[Any]]) -> list[Any]:
         function, state, active = self.user_fn, self.state, self.active
-        timeout = self.timeout
+        timeout, changes = self.timeout, self.keyed_changes
         if self.state_time is None and timeout is not None:
             # the initial state counts as active at the first batch
             active.update(dict.fromkeys(state, time))
+            if changes is not None:
+                changes.touch_all(state)
         mapped: list[Any] = []
         for partition in parts:
             for key, value in partition:
@@ -281,6 +301,10 @@ class MapWithStateNode(StatefulNode):
                     # Spark: any record of a key that keeps its state makes it active
                     active[key] = time
                     active.move_to_end(key)
+                if changes is not None and (
+                    current._removed or current._updated or timeout is not None
+                ):
+                    changes.touch(key)  # its value, or its last active time, changed
                 if result is not None:
                     mapped.append(result)
         if timeout is not None:
@@ -299,8 +323,22 @@ class MapWithStateNode(StatefulNode):
             result = function(time, key, None, State(state[key], timing_out=True))
             del state[key]
             del active[key]
+            if self.keyed_changes is not None:
+                self.keyed_changes.touch(key)
             if result is not None:
                 mapped.append(result)
+
+
+    def keyed_state(self) -> tuple[dict[Any, Any], Callable[[Any], Any]]:
+        state, active = self.state, self.active
+        return state, lambda key: (state[key], active.get(key))
+
+    def restore_keyed(self, items: list[tuple[Any, Any]]) -> None:
+        self.state = {key: value for key, (value, _) in items}
+        timed = sorted(
+            ((last, key) for key, (_, last) in items if last is not None), key=lambda e: e[0]
+        )
+        self.active = OrderedDict((key, last) for last, key in timed)
 
 
 class SideOutputNode(Node):

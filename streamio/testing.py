@@ -19,9 +19,10 @@ Drive time with :class:`ManualClock` so batch times and contents are exact::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
+from .chunk import LazyChunk
 from .clock import ManualClock
 from .context import StreamingContext
 from .dstream import DStream
@@ -63,6 +64,11 @@ class MemorySource(PushReceiver[T]):
     lists the positions the runtime committed (after each batch's outputs
     finished).
 
+    It can replay, as a log would, so tests can checkpoint it: a source
+    restored from a checkpoint whose position is ``n`` skips the first ``n``
+    records sent to it. A test of recovery sends the whole history again to
+    the restarted job, which receives only what the checkpoint did not cover.
+
     ``send`` returns once the records are in the stream's buffer, so the next
     batch is certain to hold them (or, when the buffer is full, ``send`` waits:
     the backpressure is visible to the test). It is the receiver of
@@ -70,12 +76,29 @@ class MemorySource(PushReceiver[T]):
     ``ssc.receiver_stream(source)``.
     """
 
+    replayable = True
+
     def __init__(self) -> None:
         super().__init__()
         self.commits: list[Any] = []
+        self.restored: int | None = None  # the position a checkpoint restored
+        self._skip = 0  # records still to skip after a restore
 
     async def commit(self, position: Any) -> None:
         self.commits.append(position)
+
+    async def restore(self, position: Any) -> None:
+        self.restored = self.sent = self._skip = int(position)
+
+    async def send(self, records: Iterable[T]) -> None:
+        chunk: Sequence[T] = records if isinstance(records, LazyChunk) else list(records)
+        if self._skip:
+            skipped = min(self._skip, len(chunk))
+            self._skip -= skipped
+            chunk = chunk[skipped:]
+            if not chunk:
+                return
+        await super().send(chunk)
 
 
 async def step(ssc: StreamingContext, batches: int = 1) -> None:

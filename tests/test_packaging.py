@@ -20,7 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # Imports every module named in argv[1] (a JSON list) and prints, as JSON, where each
-# one was loaded from or why it failed, and whether a top-level `connectors` exists.
+# one was loaded from or why it failed, and whether a top-level `connectors` or
+# `examples` exists.
 PROBE = """
 import importlib, importlib.util, json, sys
 found, failed = {}, {}
@@ -30,10 +31,12 @@ for name in json.loads(sys.argv[1]):
     except Exception as exc:
         failed[name] = f"{type(exc).__name__}: {exc}"
 spec = importlib.util.find_spec("connectors")
+examples = importlib.util.find_spec("examples")
 print(json.dumps({
     "found": found,
     "failed": failed,
     "connectors": None if spec is None else spec.origin,
+    "examples": None if examples is None else examples.origin,
 }))
 """
 
@@ -41,7 +44,11 @@ print(json.dumps({
 def source_modules() -> dict[str, Path]:
     """Every module of the source tree by its installed name, with its source file."""
     modules = {}
-    folders = {"streamio": ROOT / "streamio", "streamio.connectors": ROOT / "connectors"}
+    folders = {
+        "streamio": ROOT / "streamio",
+        "streamio.connectors": ROOT / "connectors",
+        "streamio.examples": ROOT / "examples",
+    }
     for package, folder in folders.items():
         for path in sorted(folder.rglob("*.py")):
             parts = path.relative_to(folder).with_suffix("").parts
@@ -132,6 +139,24 @@ def test_the_wheel_installs_no_top_level_connectors(wheel_venv, tmp_path):
     result = probe(wheel_venv / "bin" / "python", tmp_path, ["streamio.connectors.kafka"])
     assert result["failed"] == {}
     assert result["connectors"] is None
+    assert result["examples"] is None
+
+
+def test_the_wheels_command_runs_the_examples_with_their_data(wheel_venv, tmp_path):
+    """``streamio example`` from the wheel: the console script, the programs, and the
+    word-sentiment table that network_wordjoinsentiments loads (package data)."""
+    streamio = wheel_venv / "bin" / "streamio"
+    listed = run(streamio, "example", "--list", cwd=tmp_path)
+    assert "network_wordcount" in listed and "zeromq_wordcount" in listed
+    printed = run(streamio, "example", "queue_stream", "--interval", "0.05", cwd=tmp_path)
+    assert printed.count("(7, 100)") == 5
+    table = run(
+        wheel_venv / "bin" / "python", "-I", "-c",
+        "from streamio.examples.network_wordjoinsentiments import load_word_sentiments\n"
+        "print(load_word_sentiments()['happy'])",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert table.strip() == "4"
 
 
 def test_the_editable_install_maps_the_connectors_folder(tmp_path):
@@ -141,3 +166,4 @@ def test_the_editable_install_maps_the_connectors_folder(tmp_path):
     assert result["failed"] == {}
     assert {name: Path(file) for name, file in result["found"].items()} == modules
     assert result["connectors"] is None
+    assert result["examples"] is None

@@ -16,6 +16,8 @@ import streamio
 PUBLIC_NAMES = {
     "BatchInfo",
     "BufferStatistics",
+    "CheckpointError",
+    "CheckpointInfo",
     "Clock",
     "ConfigurationError",
     "ConnectorError",
@@ -49,6 +51,7 @@ PUBLIC_NAMES = {
 ABC_NAMES = {
     "BatchInfo",
     "BufferStatistics",
+    "CheckpointInfo",
     "Clock",
     "LazyChunk",
     "OutputOperationInfo",
@@ -76,9 +79,12 @@ ML_NAMES = {
 PUBLIC_MODULES = ("streamio", "streamio.abc", "streamio.checks", "streamio.errors")
 # Where the connectors are installed: their imports of one another are their own.
 CONNECTORS_PACKAGE = "streamio.connectors"
+# The example programs, a layer above the connectors: they too use public names only.
+EXAMPLES_PACKAGE = "streamio.examples"
 
 ROOT = Path(__file__).resolve().parents[1]
 CONNECTORS = ROOT / "connectors"
+EXAMPLES = ROOT / "examples"
 
 
 # -- __all__ -----------------------------------------------------------------------
@@ -222,7 +228,10 @@ def _resolve(node: ast.ImportFrom, importer: str) -> str:
 
 def _is_streamio(module: str) -> bool:
     in_streamio = module == "streamio" or module.startswith("streamio.")
-    own = module == CONNECTORS_PACKAGE or module.startswith(CONNECTORS_PACKAGE + ".")
+    own = any(
+        module == package or module.startswith(package + ".")
+        for package in (CONNECTORS_PACKAGE, EXAMPLES_PACKAGE)
+    )
     return in_streamio and not own
 
 
@@ -369,19 +378,30 @@ def test_connectors_is_a_package():
     assert (CONNECTORS / "__init__.py").is_file()
 
 
-def _connector_modules() -> list[tuple[Path, str]]:
+def _connector_modules(
+    folder: Path = CONNECTORS, package: str = CONNECTORS_PACKAGE
+) -> list[tuple[Path, str]]:
     modules = []
-    for path in sorted(CONNECTORS.rglob("*.py")):
-        parts = path.relative_to(CONNECTORS).with_suffix("").parts
+    for path in sorted(folder.rglob("*.py")):
+        parts = path.relative_to(folder).with_suffix("").parts
         if parts[-1] == "__init__":
             parts = parts[:-1]
-        modules.append((path, ".".join((CONNECTORS_PACKAGE, *parts))))
+        modules.append((path, ".".join((package, *parts))))
     return modules
 
 
 def test_connectors_use_only_public_names():
     modules = _connector_modules()
     assert (CONNECTORS / "kafka" / "source.py", "streamio.connectors.kafka.source") in modules
+    problems = []
+    for path, module in modules:
+        problems += forbidden_imports(path.read_text(encoding="utf-8"), str(path), module)
+    assert problems == []
+
+
+def test_examples_use_only_public_names():
+    modules = _connector_modules(EXAMPLES, EXAMPLES_PACKAGE)
+    assert (EXAMPLES / "network_wordcount.py", "streamio.examples.network_wordcount") in modules
     problems = []
     for path, module in modules:
         problems += forbidden_imports(path.read_text(encoding="utf-8"), str(path), module)

@@ -113,6 +113,11 @@ class _BatchCuts(StreamingListener):
 class KafkaSource(Receiver[KafkaRecord]):
     """Consumes Kafka topics as a member of a consumer group.
 
+    With checkpointing on (``ssc.checkpoint(directory)``), offsets are committed
+    for the group once a checkpoint covers them, and a job resumed from a
+    checkpoint reads each partition from the checkpoint's offset, not the
+    group's: the state built from the records is then exactly once.
+
     Attach it with :meth:`stream` (or use :func:`kafka_stream`), which also lets it
     see the context's batch cuts (needed by ``max_rate_per_partition``).
 
@@ -169,6 +174,8 @@ class KafkaSource(Receiver[KafkaRecord]):
         ConfigurationError: for a wrong argument, an unknown consumer option, or
             ``enable_auto_commit`` (the source commits, after each batch).
     """
+
+    replayable = True
 
     def __init__(
         self,
@@ -241,6 +248,9 @@ class KafkaSource(Receiver[KafkaRecord]):
         self._consumer: AIOKafkaConsumer | None = None
         self._output: ReceiverOutput[KafkaRecord] | None = None
         self._received = 0
+        # Offsets a checkpoint restored, per partition: read from there, not from the
+        # group's offsets, until a commit has stored them (or later ones) for the group.
+        self._restored: dict[TopicPartition, int] = {}
         self._changed: anyio.Event | None = None
 
     def __repr__(self) -> str:
@@ -458,6 +468,13 @@ class KafkaSource(Receiver[KafkaRecord]):
         if self._watch.gave_up:
             raise error
 
+    async def restore(self, position: Any) -> None:
+        """Resume from a checkpoint: each partition of ``position`` is read from
+        its offset there (the next record after the checkpoint's batch) when it
+        is assigned, whatever the group committed."""
+        if isinstance(position, Mapping):
+            self._restored = {tp: int(offset) for tp, offset in position.items()}
+
     async def commit(self, position: Any) -> None:
         """Commit the offsets of ``position`` for the group: every output of the
         batches up to it has finished.
@@ -475,6 +492,8 @@ class KafkaSource(Receiver[KafkaRecord]):
             return
         failure = await self._offsets.commit(consumer, offsets, position, owner=self)
         if failure is None:
+            for tp in offsets:  # the group's offset is the checkpoint's, or later
+                self._restored.pop(tp, None)
             self._notify()
         elif self._output is not None:
             partitions = {f"{tp.topic}[{tp.partition}]": offset for tp, offset in offsets.items()}
@@ -507,8 +526,10 @@ class KafkaSource(Receiver[KafkaRecord]):
             messages = fetched_messages  # the rate limit may keep only a part
             if not messages:
                 continue
-            if not offsets.holds(tp):  # aiokafka delivered before our callback ran
-                self._assigned(consumer, [tp], count=False)
+            # aiokafka delivered before our callback ran: if the partition was then
+            # sought to a checkpoint's offset, these records came from the group's
+            if not offsets.holds(tp) and self._assigned(consumer, [tp], count=False):
+                continue
             if rate is not None:
                 messages = rate.take(tp, messages)
                 if len(messages) < len(fetched_messages):
@@ -535,15 +556,25 @@ class KafkaSource(Receiver[KafkaRecord]):
 
     def _assigned(
         self, consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition], count: bool = True
-    ) -> None:
+    ) -> bool:
+        """Take on ``partitions``; True when one was sought to a restored offset."""
         if consumer is not self._consumer:
-            return
+            return False
         partitions = list(partitions)
         self._offsets.assigned(partitions, count=count)
         if self._rate is not None:
             for tp in partitions:
                 self._rate.forget(tp)
+        sought = self._seek_restored(consumer, partitions)
         self._notify()
+        return sought
+
+    def _seek_restored(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
+        """Seek the partitions a checkpoint restored to its offsets; whether any was."""
+        restored = [tp for tp in partitions if tp in self._restored]
+        for tp in restored:
+            consumer.seek(tp, self._restored[tp])
+        return bool(restored)
 
     def _revoked(self, consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> None:
         if consumer is not self._consumer:

@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any
 from ..batch import Batch, PartitionFn
 from ..errors import ConfigurationError, OperatorError
 from ..functions import check_function, describe
-from .streams import LearnOutput, ModelNode, PredictNode, node_of, predict_first, wrap
+from .streams import (
+    LearnOutput,
+    ModelNode,
+    PredictNode,
+    node_of,
+    predict_first,
+    restore_attributes,
+    wrap,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -86,6 +94,13 @@ class EvaluateNode(ModelNode):
         super().__init__(parent.graph, (parent,), name)
         self.owner = model
         self.metric = metric
+
+    def state_to_save(self) -> Any:
+        return {"model": vars(self.owner), "metric": vars(self.metric)}
+
+    def restore_saved(self, saved: Any) -> None:
+        restore_attributes(self.owner, saved["model"])
+        restore_attributes(self.metric, saved["metric"])
 
     async def compute(self, time: float) -> Batch[Any] | None:
         parts = await self.parents[0].partitions(time)

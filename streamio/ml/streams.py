@@ -11,7 +11,10 @@ fused into their consumer.
 
 The state of a model lives in the learner these nodes share (an estimator such as
 :class:`~streamio.ml.StreamingKMeans`, or the River model itself), in a plain
-picklable form.
+picklable form. With checkpointing on, a checkpoint saves the learner's attributes
+(and an evaluation's metric), and a resumed job puts them back into the same
+objects, so the user's references (``km.latest_model()``, the River model) see the
+model as it was at the checkpoint.
 """
 
 from __future__ import annotations
@@ -28,7 +31,15 @@ if TYPE_CHECKING:
     from ..dstream import DStream
     from ..graph import Graph
 
-__all__ = ["LearnOutput", "ModelNode", "PredictNode", "node_of", "predict_first", "wrap"]
+__all__ = [
+    "LearnOutput",
+    "ModelNode",
+    "PredictNode",
+    "node_of",
+    "predict_first",
+    "restore_attributes",
+    "wrap",
+]
 
 
 def node_of(stream: Any, operator: str) -> Node:
@@ -46,6 +57,13 @@ def wrap(like: DStream[Any], node: Node) -> DStream[Any]:
     from ..dstream import DStream
 
     return DStream(like.context, node)
+
+
+def restore_attributes(owner: object, saved: dict[str, Any]) -> None:
+    """Put a checkpoint's copy of ``owner``'s attributes back into ``owner`` itself."""
+    attributes = vars(owner)
+    attributes.clear()
+    attributes.update(saved)
 
 
 class ModelNode(Node):
@@ -120,6 +138,12 @@ class LearnOutput(OutputOperation):
         super().__init__(node, learn, kind, name)
         self.owner = owner
         self._partition_fn = partition_fn
+
+    def state_to_save(self) -> Any:
+        return vars(self.owner)  # pickled at once: a snapshot of the model
+
+    def restore_saved(self, saved: Any) -> None:
+        restore_attributes(self.owner, saved)
 
     async def run(self, time: float) -> None:
         await predict_first(self.graph, self.owner, time)

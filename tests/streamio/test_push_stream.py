@@ -377,5 +377,4 @@ async def test_error_stays_none_after_a_clean_stop():
 
 def test_memory_source_is_the_push_receiver_with_commits():
     assert issubclass(MemorySource, PushReceiver)
-    assert MemorySource.send is PushReceiver.send
-    assert MemorySource.run is PushReceiver.run
+    assert MemorySource.run is PushReceiver.run  # its send() skips only what a restore covers

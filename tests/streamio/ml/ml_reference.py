@@ -61,12 +61,15 @@ def kmeans_step(
     centers = [list(c) for c in centers]
     for label in range(k):
         if counts[label]:
-            mean = [s / counts[label] for s in sums[label]]
             new_weight = weights[label] + counts[label]
             share = counts[label] / max(new_weight, 1e-16)
             weights[label] = new_weight
+            # MLlib's arithmetic, step for step (BLAS.scal(1 - share), then
+            # BLAS.axpy(share / count, sum)): the two halves of a split cluster sit
+            # 1e-14 apart, so another rounding could send a point to the other one
             centers[label] = [
-                c + (m - c) * share for c, m in zip(centers[label], mean, strict=True)
+                c * (1.0 - share) + (share / counts[label]) * s
+                for c, s in zip(centers[label], sums[label], strict=True)
             ]
     largest = max(range(k), key=lambda i: (weights[i], -i))
     smallest = min(range(k), key=lambda i: (weights[i], i))
