@@ -1,13 +1,20 @@
-"""Names the docstring examples of the streamio package use."""
+"""Names the docstring examples of the streamio package use, and the time zone
+every test runs in (UTC), so that the batch times ``pprint`` shows as local
+dates and times are the same on every machine."""
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 import pytest
 
 import streamio
 from streamio.testing import collect_batches
+
+os.environ["TZ"] = "UTC"
+time.tzset()
 
 
 def _collect(build: Any, batches: list[list[Any]]) -> list[list[Any]]:

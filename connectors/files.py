@@ -377,7 +377,11 @@ class _WatchedDirectory(Receiver[T]):
             self._pending[self._sequence] = file
             self._queued.add(name)
             logger.debug("%s: %d records from %s", self, len(records), file.name)
-            await output.put_many(records, position=FilesPosition(self._sequence, self))
+            await output.put_many(
+                records,
+                position=FilesPosition(self._sequence, self),
+                metadata={"files": [file.name]},
+            )
 
     async def _reject(self, output: ReceiverOutput[T], rejected: _Rejected) -> None:
         """Skip a file that cannot become records: report it, count it, and record

@@ -26,6 +26,7 @@ __all__ = ["EXAMPLES", "main", "source", "summary"]
 EXAMPLES = (
     "network_wordcount",
     "stateful_network_wordcount",
+    "recoverable_network_wordcount",
     "network_wordjoinsentiments",
     "hdfs_wordcount",
     "queue_stream",

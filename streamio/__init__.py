@@ -2,6 +2,7 @@
 Spark Streaming's DStreams."""
 
 from .buffer import BufferStatistics
+from .bus import ListenerStatistics
 from .chunk import LazyChunk
 from .clock import Clock, ManualClock, SystemClock
 from .context import ContextState, StreamingContext
@@ -19,7 +20,14 @@ from .errors import (
 )
 from .event_time import EventWindow
 from .inputs import SourceRange
-from .listener import BatchInfo, CheckpointInfo, ReceiverInfo, StreamingListener
+from .listener import (
+    BatchInfo,
+    CheckpointInfo,
+    OutputOperationInfo,
+    ReceiverInfo,
+    StreamingListener,
+    StreamingStartedInfo,
+)
 from .receiver import Receiver, ReceiverOutput
 from .record_errors import DeadLetter
 from .runner import run
@@ -40,8 +48,10 @@ __all__ = [
     "DeadLetter",
     "EventWindow",
     "LazyChunk",
+    "ListenerStatistics",
     "ManualClock",
     "OperatorError",
+    "OutputOperationInfo",
     "PushStream",
     "Receiver",
     "ReceiverError",
@@ -50,6 +60,7 @@ __all__ = [
     "SourceRange",
     "StreamingContext",
     "StreamingListener",
+    "StreamingStartedInfo",
     "StreamioError",
     "State",
     "StateError",

@@ -15,7 +15,8 @@ internal modules:
   :class:`Timer`;
 - a connector that follows the batches (the Kafka source learns which offsets
   each batch covers) is a :class:`StreamingListener`, given :class:`BatchInfo`
-  and :class:`ReceiverInfo`.
+  (with its :class:`OutputOperationInfo` list), :class:`ReceiverInfo` and
+  :class:`StreamingStartedInfo`.
 
 With :mod:`streamio`, :mod:`streamio.errors` and :mod:`streamio.checks`, this is
 all a connector imports.
@@ -31,7 +32,14 @@ from .buffer import BufferStatistics
 from .chunk import LazyChunk
 from .clock import Clock, Timer
 from .inputs import SourceRange
-from .listener import BatchInfo, CheckpointInfo, ReceiverInfo, StreamingListener
+from .listener import (
+    BatchInfo,
+    CheckpointInfo,
+    OutputOperationInfo,
+    ReceiverInfo,
+    StreamingListener,
+    StreamingStartedInfo,
+)
 from .receiver import Receiver, ReceiverOutput
 
 if TYPE_CHECKING:
@@ -43,12 +51,14 @@ __all__ = [
     "CheckpointInfo",
     "Clock",
     "LazyChunk",
+    "OutputOperationInfo",
     "Receiver",
     "ReceiverInfo",
     "ReceiverOutput",
     "Sink",
     "SourceRange",
     "StreamingListener",
+    "StreamingStartedInfo",
     "Timer",
 ]
 

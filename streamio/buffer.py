@@ -21,12 +21,17 @@ Arrow data (:class:`~streamio.columnar.ArrowChunk`) and sliced without copying.
 Each chunk may carry a *position* (an offset, a file name): the position of the
 last chunk a batch took is what that batch covered, and what the receiver is
 told to commit once the batch's outputs have finished.
+It may carry *metadata* too (a dict: the file it came from, the offsets it
+spans), merged over the chunks a batch takes by :func:`merge_metadata` and shown
+to listeners as the batch's ``input_metadata``. Like the position, a chunk's
+metadata goes with its last record: a batch that takes only the first part of a
+chunk does not report it.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -37,7 +42,7 @@ from .chunk import LazyChunk, estimate_nbytes
 from .columnar import as_chunk
 from .errors import ConfigurationError
 
-__all__ = ["DEFAULT_BUFFER_BYTES", "BufferStatistics", "ChunkBuffer"]
+__all__ = ["DEFAULT_BUFFER_BYTES", "BufferStatistics", "ChunkBuffer", "merge_metadata"]
 
 T = TypeVar("T")
 
@@ -82,15 +87,49 @@ class BufferStatistics:
         return over_records or self.used_bytes >= self.max_bytes
 
 
+def merge_metadata(into: dict[str, Any], more: Mapping[str, Any]) -> None:
+    """Merge the metadata of a later chunk into ``into`` (a batch's so far).
+
+    Per key: dicts merge key by key (by these rules), lists concatenate, ranges
+    span from the first's start to the last's stop (offsets 40..49 then 50..59
+    are ``range(40, 60)``), and any other value is replaced by the later one.
+    Dicts and lists taken from a chunk are copied, never changed in place.
+    """
+    for key, value in more.items():
+        if key not in into:
+            if isinstance(value, dict):
+                into[key] = {}
+                merge_metadata(into[key], value)
+            else:
+                into[key] = list(value) if isinstance(value, list) else value
+            continue
+        old = into[key]
+        if isinstance(old, dict) and isinstance(value, Mapping):
+            merge_metadata(old, value)
+        elif isinstance(old, list) and isinstance(value, list):
+            old.extend(value)
+        elif isinstance(old, range) and isinstance(value, range):
+            into[key] = range(old.start, value.stop)
+        else:
+            into[key] = value
+
+
 class _Stored:
-    """One stored chunk: its records, its position and its estimated bytes."""
+    """One stored chunk: its records, position, estimated bytes and metadata."""
 
-    __slots__ = ("nbytes", "position", "records")
+    __slots__ = ("metadata", "nbytes", "position", "records")
 
-    def __init__(self, records: Sequence[Any], position: Any, nbytes: int) -> None:
+    def __init__(
+        self,
+        records: Sequence[Any],
+        position: Any,
+        nbytes: int,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
         self.records = records
         self.position = position
         self.nbytes = nbytes
+        self.metadata = metadata
 
 
 class ChunkBuffer(Generic[T]):
@@ -148,8 +187,14 @@ class ChunkBuffer(Generic[T]):
             self._change.set()
             self._change = None
 
-    def _append(self, records: Sequence[T], position: Any, nbytes: int) -> None:
-        self._chunks.append(_Stored(records, position, nbytes))
+    def _append(
+        self,
+        records: Sequence[T],
+        position: Any,
+        nbytes: int,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._chunks.append(_Stored(records, position, nbytes, metadata))
         self._used += len(records)
         self._used_bytes += nbytes
         self._tail_open = False
@@ -184,11 +229,17 @@ class ChunkBuffer(Generic[T]):
             return chunk, max(0, int(chunk.nbytes))
         return chunk, estimate_nbytes(chunk)
 
-    async def put_many(self, records: Iterable[T], position: Any = None) -> None:
+    async def put_many(
+        self,
+        records: Iterable[T],
+        position: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
         """Store a chunk of records, waiting while the buffer is full.
 
         A chunk larger than the free space (in records or bytes) is stored in
-        pieces as space frees; the position goes with the last piece. If the wait
+        pieces as space frees; the position and the metadata go with the last
+        piece. If the wait
         is cancelled (the context is stopping), the rest of the chunk is stored
         anyway, over the limits, so that no record already in hand is lost. A
         :class:`~streamio.chunk.LazyChunk` is stored as it is, a
@@ -199,8 +250,8 @@ class ChunkBuffer(Generic[T]):
         chunk, nbytes = self._chunk(records)
         total = len(chunk)
         if total == 0:
-            if position is not None:
-                self._append(chunk, position, 0)
+            if position is not None or metadata:
+                self._append(chunk, position, 0, metadata)
             await anyio.lowlevel.checkpoint()
             return
         stored = stored_bytes = 0
@@ -214,13 +265,21 @@ class ChunkBuffer(Generic[T]):
                 piece = chunk if take == total else chunk[stored:end]
                 piece_bytes = nbytes * end // total - stored_bytes  # the pieces add up
                 stored, stored_bytes = end, stored_bytes + piece_bytes
-                self._append(piece, position if stored == total else None, piece_bytes)
+                last = stored == total
+                self._append(
+                    piece, position if last else None, piece_bytes, metadata if last else None
+                )
         finally:
             if stored < total:
-                self._append(chunk[stored:], position, nbytes - stored_bytes)
+                self._append(chunk[stored:], position, nbytes - stored_bytes, metadata)
         await anyio.lowlevel.checkpoint()
 
-    def put_many_nowait(self, records: Iterable[T], position: Any = None) -> None:
+    def put_many_nowait(
+        self,
+        records: Iterable[T],
+        position: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
         """Store a chunk of records whole if it fits now; never wait.
 
         For receivers that do something else while the buffer is full (the Kafka
@@ -236,8 +295,8 @@ class ChunkBuffer(Generic[T]):
         )
         if count and not fits:
             raise anyio.WouldBlock
-        if count or position is not None:
-            self._append(chunk, position, nbytes)
+        if count or position is not None or metadata:
+            self._append(chunk, position, nbytes, metadata)
 
     async def put(self, record: T, position: Any = None) -> None:
         """Store one record (appended to the open tail chunk when possible).
@@ -268,12 +327,15 @@ class ChunkBuffer(Generic[T]):
             self._puts_since_checkpoint = 0
             await anyio.lowlevel.checkpoint()
 
-    def take(self, limit: int | None = None) -> tuple[list[Sequence[T]], Any]:
+    def take(
+        self, limit: int | None = None, metadata: dict[str, Any] | None = None
+    ) -> tuple[list[Sequence[T]], Any]:
         """Remove and return up to ``limit`` records (all when None), never waiting.
 
         Returns the chunks taken, in order (the first and last may be parts of
         stored chunks), and the position of the last positioned chunk taken whole
-        (None when no such chunk was taken).
+        (None when no such chunk was taken). The metadata of the chunks taken
+        whole is merged into ``metadata``, when given.
         """
         remaining = self._used if limit is None else limit
         out: list[Sequence[T]] = []
@@ -299,6 +361,8 @@ class ChunkBuffer(Generic[T]):
             remaining -= len(chunk)
             if stored.position is not None:
                 position = stored.position
+            if stored.metadata and metadata is not None:
+                merge_metadata(metadata, stored.metadata)
         if not self._chunks:
             self._tail_open = False
         if taken or position is not None:

@@ -226,8 +226,9 @@ class ManualClock:
       it sleeps again or finishes before it moves on. So when ``advance`` returns,
       every batch due by the new time has been processed.
     - Before each deadline, and before it returns, ``advance`` lets the tasks of
-      every context on this clock (its scheduler and its receivers, including
-      those still opening) run until each one waits for something that has not
+      every context on this clock (its scheduler, its receivers, including
+      those still opening, and the tasks that deliver its listeners' events)
+      run until each one waits for something that has not
       happened yet. A task that yielded without waiting (``asyncio.sleep(0)``, an
       anyio checkpoint) or whose awaited future is done is given more loop turns;
       one that awaits a pending future (its source, space in a full buffer, its

@@ -30,6 +30,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .buffer import DEFAULT_BUFFER_BYTES, ChunkBuffer
+from .bus import ListenerStatistics, check_inline
 from .checkpoint.recovery import has_checkpoint
 from .checkpoint.serializers import Serializer
 from .checkpoint.settings import (
@@ -49,6 +50,7 @@ from .graph import Graph
 from .inputs import QueueInputNode, ReceiverInputNode, check_queue_item
 from .listener import BatchInfo, StreamingListener
 from .nodes import UnionNode
+from .rate import check_backpressure
 from .receiver import Receiver
 from .runtime import Runtime, single_error
 from .signals import STOP_ON_SIGNALS, watch_signals
@@ -156,6 +158,16 @@ class StreamingContext:
             committed on their own (the next successful batch's commit covers
             them), the next batches run, and the next ``await_termination()``
             raises the error once (the block's exit raises it if nothing did).
+        backpressure: adapt each receiver stream's rate to what the pipeline
+            processes (Spark's ``spark.streaming.backpressure.enabled``): after
+            every batch a PID controller (:mod:`streamio.rate`) sets the records
+            per second the next batches may take, as ``max_rate`` does (which
+            still bounds it). Off by default.
+        initial_rate: with ``backpressure``, the cap (records per second) of each
+            receiver stream until the controller's first estimate, so the first
+            batches do not pull a whole backlog; None: no cap until then.
+        min_rate: with ``backpressure``, the lowest rate the controller sets
+            (records per second, > 0): a stream is never shut off.
 
     Raises:
         ConfigurationError: for any invalid argument.
@@ -181,6 +193,9 @@ class StreamingContext:
         dashboard: int | None = None,
         retained_batches: int = 1000,
         on_batch_error: str = "stop",
+        backpressure: bool = False,
+        initial_rate: float | None = None,
+        min_rate: float = 100,
     ) -> None:
         self._interval = check_number(batch_interval, "batch_interval")
         if on_batch_error not in ("stop", "continue"):
@@ -191,6 +206,8 @@ class StreamingContext:
             )
             raise ConfigurationError(msg)
         self._on_batch_error = on_batch_error
+        on, initial, floor = check_backpressure(backpressure, initial_rate, min_rate)
+        self._backpressure = (initial, floor) if on else None
         if clock is not None and not isinstance(clock, Clock):
             msg = f"clock must have now() and timer() (see streamio.clock.Clock), not {clock!r}"
             raise ConfigurationError(msg)
@@ -213,7 +230,7 @@ class StreamingContext:
         self._executor_setting = executor
         self._max_workers = max_workers
         self._graph = Graph(self._interval, partition_size)
-        self._listeners: list[StreamingListener] = []
+        self._listeners: list[tuple[StreamingListener, bool]] = []  # (listener, inline)
         self._state = ContextState.INITIALIZED
         self._task_group: TaskGroup | None = None
         self._runtime: Runtime | None = None
@@ -300,12 +317,12 @@ class StreamingContext:
         ...         await clock.advance(2.0)
         >>> run(main(), use_uvloop=False)
         -------------------------------------------
-        Time: 1.0
+        Time: 1970-01-01 00:00:01
         -------------------------------------------
         3
         <BLANKLINE>
         -------------------------------------------
-        Time: 2.0
+        Time: 1970-01-01 00:00:02
         -------------------------------------------
         3
         <BLANKLINE>
@@ -362,13 +379,11 @@ class StreamingContext:
         capacity = self._buffer_capacity if buffer_capacity is None else buffer_capacity
         max_bytes = self._buffer_bytes if buffer_bytes is None else buffer_bytes
         buffer: ChunkBuffer[T] = ChunkBuffer(capacity, max_bytes)
-        cap = None
         if max_rate is not None:
-            rate = check_number(max_rate, "max_rate", unit="records per second")
-            cap = max(1, int(rate * self._interval))
+            max_rate = check_number(max_rate, "max_rate", unit="records per second")
         if name is None and default_name is not None:
             name = self._graph.free_name(default_name)
-        node = ReceiverInputNode(self._graph, receiver, buffer, cap, name)
+        node = ReceiverInputNode(self._graph, receiver, buffer, max_rate, name)
         self._check_checkpointable(node)
         return DStream(self, node)
 
@@ -457,12 +472,37 @@ class StreamingContext:
             raise ConfigurationError(f"{operator}(): the stream belongs to another context")
         return stream._node
 
-    def add_listener(self, listener: StreamingListener) -> None:
+    def add_listener(self, listener: StreamingListener, *, inline: bool = False) -> None:
         """Register a listener for batch and receiver events.
 
-        Any object works; the callbacks it lacks are skipped.
+        Any object works; the callbacks it lacks are skipped. Its events come in
+        order from a task of its own through a bounded queue (a listener that
+        falls behind by more than :data:`streamio.bus.DEFAULT_QUEUE_SIZE`
+        events loses the newest, counted in :meth:`listener_statistics` and
+        warned about); what it raises is logged and counted, never fatal.
+        Under a :class:`~streamio.ManualClock`, ``advance()`` returns once the
+        listeners have had the events of the batches it ran.
+
+        Args:
+            listener: the listener.
+            inline: call it on the task that posts the event (the scheduler's,
+                a receiver's), at that moment: for a connector that must act
+                on a batch cut before anything else runs (the Kafka source's
+                ``max_rate_per_partition``). Its callbacks must be plain
+                functions, and quick: the batch waits for them.
+
+        Raises:
+            ConfigurationError: an inline listener with an ``async`` callback.
         """
-        self._listeners.append(listener)
+        if inline:
+            check_inline(listener)
+        self._listeners.append((listener, bool(inline)))
+
+    def listener_statistics(self) -> list[ListenerStatistics]:
+        """Per listener, in registration order: events delivered, dropped (its
+        queue was full), failed (the callback raised) and queued now. Empty
+        before :meth:`start`."""
+        return [] if self._runtime is None else self._runtime.bus.statistics()
 
     def dashboard_app(self) -> Any:
         """The live dashboard of this context as an ASGI app, for an application to
@@ -497,7 +537,8 @@ class StreamingContext:
                 )
                 raise ContextStateError(msg)
             self._monitor = Monitor(self._graph, self._clock, self._retained_batches)
-            self._listeners.extend((self._monitor.registry, self._monitor))
+            # delivered by the bus: a slow page or scrape never holds a batch
+            self._listeners.extend(((self._monitor.registry, False), (self._monitor, False)))
         return self._monitor
 
     def remember(self, duration: float) -> None:
@@ -723,6 +764,7 @@ class StreamingContext:
             stop_timeout=self._stop_timeout,
             executor_setting=self._executor_setting,
             max_workers=self._max_workers,
+            backpressure=self._backpressure,
             checkpoint=self._checkpoint,
             restore=self._restore,
             on_batch_error=self._on_batch_error,

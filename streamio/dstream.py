@@ -55,6 +55,7 @@ from .state import (
     UpdateStateNode,
     initial_pairs,
 )
+from .times import format_time
 from .window import ReducedWindowNode, WindowNode, check_window, times_between
 
 if TYPE_CHECKING:
@@ -1065,14 +1066,17 @@ class DStream(Generic[T]):
         """Print the first ``num`` records of every batch, in Spark's format.
 
         A ``Time: <batch time>`` header between dashed lines, one record per line,
-        ``...`` when the batch holds more, then an empty line.
+        ``...`` when the batch holds more, then an empty line. The time is a local
+        date and time as PySpark prints it (``2026-12-01 18:16:13``), with
+        milliseconds when the batch interval is under a second.
         """
         limit = check_whole_number(num, "pprint(num)")
+        interval = self._node.graph.batch_interval
 
         def print_batch(time: float, records: list[Any]) -> None:
             lines = [
                 "-------------------------------------------",
-                f"Time: {time}",
+                f"Time: {format_time(time, interval)}",
                 "-------------------------------------------",
             ]
             lines.extend(str(record) for record in records[:limit])

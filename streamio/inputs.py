@@ -77,9 +77,10 @@ class InputNode(Node):
         self.reached: Any = None  # the position of the last batch cut that had one
         self.last_range: SourceRange | None = None  # that of the last batch cut
 
-    def cut(self, time: float) -> Batch[Any]:
-        """Take this tick's records (called by the scheduler)."""
-        chunks, position = self.take()
+    def cut(self, time: float, metadata: dict[str, Any] | None = None) -> Batch[Any]:
+        """Take this tick's records (called by the scheduler); what the source said
+        of them (see :meth:`ChunkBuffer.take`) is merged into ``metadata``."""
+        chunks, position = self.take(metadata)
         start = self.reached
         if position is not None:
             self.positions[time] = position
@@ -89,9 +90,14 @@ class InputNode(Node):
         self._generated[time] = batch
         return batch
 
-    def take(self) -> tuple[list[Sequence[Any]], Any]:
+    def take(self, metadata: dict[str, Any] | None) -> tuple[list[Sequence[Any]], Any]:
         """This tick's records, in chunks, and the source position they reach (or None)."""
         raise NotImplementedError
+
+    @property
+    def rate_limit(self) -> float | None:
+        """The records per second a batch may take now (None: no cap)."""
+        return None
 
     def pending(self) -> int:
         """Records waiting to be cut (a graceful stop drains them)."""
@@ -132,7 +138,7 @@ class QueueInputNode(InputNode):
             return True, queue.get_nowait()
         return (True, queue.pop(0)) if queue else (False, None)
 
-    def take(self) -> tuple[list[Sequence[Any]], Any]:
+    def take(self, metadata: dict[str, Any] | None) -> tuple[list[Sequence[Any]], Any]:
         records: list[Any] = []
         found, item = self._pop()
         if not found:
@@ -163,6 +169,11 @@ class ReceiverInputNode(InputNode, DeadLetterOwner):
     that a receiver whose source ended is closed only after its last commit.
     The records the receiver refused since the last cut are counted in the
     batch it cuts, and dead letters become that batch's ``dead_letters()``.
+
+    A batch takes at most ``rate * batch_interval`` records, the rate being the
+    lower of ``max_rate`` and ``controlled_rate`` (set by the backpressure
+    controller); the rest waits in the buffer, and the receiver waits once the
+    buffer is full.
     """
 
     kind = "receiver_stream"
@@ -172,13 +183,14 @@ class ReceiverInputNode(InputNode, DeadLetterOwner):
         graph: Graph,
         receiver: Receiver[Any],
         buffer: ChunkBuffer[Any],
-        max_records_per_batch: int | None,
+        max_rate: float | None,
         name: str | None,
     ) -> None:
         super().__init__(graph, name)
         self.receiver = receiver
         self.buffer = buffer
-        self.max_records_per_batch = max_records_per_batch
+        self.max_rate = max_rate
+        self.controlled_rate: float | None = None
         self._last_committed: Any = None
         self._committing: anyio.Event | None = None  # set at the next commit
         # The position of a failed batch (on_batch_error="continue"), committed by
@@ -193,8 +205,8 @@ class ReceiverInputNode(InputNode, DeadLetterOwner):
     def check_prepared(self) -> None:
         self.check_dead_letters_read(self.name)
 
-    def cut(self, time: float) -> Batch[Any]:
-        batch = super().cut(time)
+    def cut(self, time: float, metadata: dict[str, Any] | None = None) -> Batch[Any]:
+        batch = super().cut(time, metadata)
         skipped, dead = self.rejected.take()
         drops = self.graph.drops
         if skipped:
@@ -211,8 +223,15 @@ class ReceiverInputNode(InputNode, DeadLetterOwner):
         super().forget(before)
         self.forget_dead_letters(before)
 
-    def take(self) -> tuple[list[Sequence[Any]], Any]:
-        return self.buffer.take(self.max_records_per_batch)
+    @property
+    def rate_limit(self) -> float | None:
+        rates = [rate for rate in (self.max_rate, self.controlled_rate) if rate is not None]
+        return min(rates) if rates else None
+
+    def take(self, metadata: dict[str, Any] | None) -> tuple[list[Sequence[Any]], Any]:
+        rate = self.rate_limit
+        limit = None if rate is None else max(1, int(rate * self.graph.batch_interval))
+        return self.buffer.take(limit, metadata)
 
     def pending(self) -> int:
         return len(self.buffer)

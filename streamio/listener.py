@@ -1,18 +1,70 @@
 """Listeners: how users and tools observe batches and receivers.
 
 Subclass :class:`StreamingListener`, override the callbacks you need (plain or
-``async def``) and register it with ``ssc.add_listener()``. Callbacks run on the
-scheduler's task, in order; an exception in a callback stops the context like any
-other job error, so keep them light.
+``async def``) and register it with ``ssc.add_listener()``. Events reach each
+listener in order, from a task of its own and through a bounded queue (see
+:mod:`streamio.bus`), so a slow listener never delays a batch: it falls behind,
+and past the queue's capacity its events are dropped and counted. An exception
+in a callback is logged and counted, never fatal to the job.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["BatchInfo", "CheckpointInfo", "ReceiverInfo", "StreamingListener"]
+__all__ = [
+    "BatchInfo",
+    "CheckpointInfo",
+    "OutputOperationInfo",
+    "ReceiverInfo",
+    "StreamingListener",
+    "StreamingStartedInfo",
+]
+
+
+@dataclass
+class OutputOperationInfo:
+    """One output operation's run for one batch (Spark's ``OutputOperationInfo``).
+
+    Attributes:
+        name: the output's name (``foreach_batch_1``, or the one given).
+        kind: what registered it: ``"foreach_batch"``, ``"pprint"``...
+        start_time: clock seconds when it started.
+        end_time: clock seconds when it finished (None while it runs).
+        error: what it raised, if it failed.
+    """
+
+    name: str
+    kind: str
+    start_time: float
+    end_time: float | None = None
+    error: BaseException | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds it took (None while it runs)."""
+        return None if self.end_time is None else self.end_time - self.start_time
+
+    @property
+    def status(self) -> Literal["succeeded", "failed", "running"]:
+        if self.error is not None:
+            return "failed"
+        return "running" if self.end_time is None else "succeeded"
+
+
+@dataclass(frozen=True)
+class StreamingStartedInfo:
+    """For ``on_streaming_started``: every receiver opened, batches are scheduled.
+
+    Attributes:
+        time: clock seconds when it happened (the first batch is the next grid time).
+        batch_interval: seconds between batches.
+    """
+
+    time: float
+    batch_interval: float
 
 
 @dataclass(frozen=True)
@@ -53,6 +105,16 @@ class BatchInfo:
             input stream name (only those that skipped any).
         records_dead_lettered: records sent to a ``dead_letters()`` stream in this
             batch, by operator or input stream name.
+        output_operations: each output's run so far, in registration order (an
+            output appears when it starts).
+        input_metadata: per input stream, what its source says about the
+            records of this batch: the Kafka source's offset ranges per
+            partition (``{"offsets": {"lines": {0: range(40, 50)}}}``), the
+            directory source's file names (``{"files": [...]}``). Receivers
+            attach it with ``output.put_many(records, metadata=...)``.
+        rate_limits: per input stream with a cap, the records per second the
+            batch was allowed to take (``max_rate``, or the backpressure
+            controller's rate when lower).
     """
 
     batch_time: float
@@ -64,6 +126,9 @@ class BatchInfo:
     error: BaseException | None = None
     records_skipped: dict[str, int] = field(default_factory=dict)
     records_dead_lettered: dict[str, int] = field(default_factory=dict)
+    output_operations: list[OutputOperationInfo] = field(default_factory=list)
+    input_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rate_limits: dict[str, float] = field(default_factory=dict)
 
     @property
     def num_records(self) -> int:
@@ -121,6 +186,9 @@ class ReceiverInfo:
 
 class StreamingListener:
     """Callbacks for batch and receiver events; every method is a no-op here."""
+
+    def on_streaming_started(self, info: StreamingStartedInfo) -> Any:
+        """Every receiver opened: the first batch is the next grid time."""
 
     def on_batch_submitted(self, info: BatchInfo) -> Any:
         """A batch was cut and queued for processing."""

@@ -118,8 +118,6 @@ class MetricsRegistry(StreamingListener):
                 self.output_seconds[output.name] += output.end_time - output.start_time
             if output.error is not None:
                 self.output_errors[output.name] += 1
-        if info.checkpoint is not None:
-            self.on_checkpoint_written(info.checkpoint)
 
     def on_receiver_started(self, info: ReceiverInfo) -> None:
         if info.attempt > 1:
@@ -129,13 +127,8 @@ class MetricsRegistry(StreamingListener):
         self.receiver_errors[info.stream] += 1
 
     def on_checkpoint_written(self, info: CheckpointInfo) -> None:
-        """A checkpoint was written: its duration and size.
-
-        Counted once even when it is also reported on the batch's
-        ``BatchInfo.checkpoint``.
-        """
-        if info is self.last_checkpoint:
-            return
+        """A checkpoint was written: its duration and size (each checkpoint has this
+        event; ``BatchInfo.checkpoint`` repeats it and is not counted again)."""
         self.last_checkpoint = info
         self.checkpoints += 1
         self.checkpoint_bytes += info.bytes_written

@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -79,7 +79,13 @@ class ReceiverOutput(Generic[T]):
         self._stored = False  # whether the current attempt stored anything
         self._last_position: Any = None  # the last position stored, by any attempt
 
-    async def put_many(self, records: Iterable[T], position: Any = None) -> None:
+    async def put_many(
+        self,
+        records: Iterable[T],
+        position: Any = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
         """Store a chunk of records; waits while the buffer is full (backpressure).
 
         Args:
@@ -89,27 +95,42 @@ class ReceiverOutput(Generic[T]):
             position: how far the source has been read once this chunk is stored
                 (an offset, a file name); given back to :meth:`Receiver.commit`
                 once a batch holding this chunk has been fully output.
+            metadata: what to tell listeners about this chunk (its file, the
+                offsets it spans). The batch that takes the chunk's last record
+                merges it with its other chunks' into ``BatchInfo.input_metadata``
+                for this stream: dicts merge key by key, lists concatenate,
+                ranges span (``range(0, 10)`` then ``range(10, 20)`` make
+                ``range(0, 20)``), other values are replaced by later ones. Free
+                when not given; keep it small (it is kept with the chunk).
 
         With the checkpoint's write-ahead log on for this stream, the chunk goes
         to the log instead: it reaches the buffer, and counts as received, once
         it is appended and fsynced (its position is then its place in the log,
-        and ``position`` is not used). The call returns once the chunk is queued
-        for the log, so the receiver reads on while the disk works.
+        and ``position`` and ``metadata`` are not used). The call returns once
+        the chunk is queued for the log, so the receiver reads on while the disk
+        works.
         """
         if self._log is not None:
             await self._log(records if isinstance(records, (list, LazyChunk)) else list(records))
             self._stored = True
             return
-        await self._buffer.put_many(records, position)
+        await self._buffer.put_many(records, position, metadata)
         self._stored = True
         if position is not None:
             self._last_position = position
 
-    def put_many_nowait(self, records: Iterable[T], position: Any = None) -> None:
+    def put_many_nowait(
+        self,
+        records: Iterable[T],
+        position: Any = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
         """Store a chunk whole if the buffer has room for it now; never wait.
 
         For a receiver that acts before it waits for space (the Kafka source
-        pauses its partitions, then waits in :meth:`put_many`).
+        pauses its partitions, then waits in :meth:`put_many`). ``metadata`` is
+        :meth:`put_many`'s.
 
         Raises:
             anyio.WouldBlock: the chunk does not fit whole, or the stream's chunks
@@ -118,7 +139,7 @@ class ReceiverOutput(Generic[T]):
         """
         if self._log is not None:
             raise anyio.WouldBlock
-        self._buffer.put_many_nowait(records, position)
+        self._buffer.put_many_nowait(records, position, metadata)
         self._stored = True
         if position is not None:
             self._last_position = position

@@ -6,10 +6,12 @@ task group: it opens and supervises every receiver, runs the scheduler's tick
 loop, shuts the executors down at the end, and keeps the error that stopped the
 job for ``start()``, ``await_termination()`` and the block's exit.
 
-Every task of a runtime (the scheduler's, the receivers', and any task they
-start: a ``map_async`` call, a sink's deliveries) runs with :data:`_CURRENT` set
-to it, so that a stop awaited from inside the job it would wait for returns at
-once instead of waiting for itself.
+Every task of a runtime (the scheduler's, the receivers', the listener bus's,
+and any task they start: a ``map_async`` call, a sink's deliveries) runs with
+:data:`_CURRENT` set to it, so that a stop awaited from inside the job it would
+wait for returns at once instead of waiting for itself. The listener bus's
+tasks outlive the scheduler and the receivers: once every event is posted, the
+listeners get a bounded time to take what is queued for them.
 """
 
 from __future__ import annotations
@@ -22,14 +24,16 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from .bus import ListenerBus
 from .checkpoint.checkpointer import Checkpointer, CheckpointSettings
 from .clock import Clock, Timer, watched
 from .executors import InlineExecutor, pool_for
 from .graph import Graph
 from .inputs import ReceiverInputNode
-from .listener import ReceiverInfo, StreamingListener
+from .listener import ReceiverInfo
+from .rate import RateController
 from .receiver import ChunkLog, GracefulStop, ReceiverOutput, supervise
-from .scheduler import Scheduler, notify
+from .scheduler import Scheduler
 
 __all__: list[str] = []
 
@@ -51,22 +55,30 @@ class Runtime:
         self,
         graph: Graph,
         clock: Clock,
-        listeners: Sequence[StreamingListener],
+        listeners: Sequence[tuple[Any, bool]],
         *,
         max_restarts: int | None,
         backoff: float,
         stop_timeout: float,
         executor_setting: Any,
         max_workers: int | None,
+        backpressure: tuple[float | None, float] | None = None,
         checkpoint: CheckpointSettings | None = None,
         restore: bool = False,
         on_batch_error: str = "stop",
     ) -> None:
         self.graph = graph
         self.clock = clock
-        self.listeners = listeners
+        internal = []
+        if backpressure is not None:
+            initial_rate, min_rate = backpressure
+            receivers = [node for node in graph.nodes if isinstance(node, ReceiverInputNode)]
+            internal.append(
+                RateController(receivers, graph.batch_interval, initial_rate, min_rate)
+            )
+        self.bus = ListenerBus(listeners, internal)
         continuing = self._batch_failed if on_batch_error == "continue" else None
-        self.scheduler = Scheduler(graph, clock, listeners, stop_timeout, continuing)
+        self.scheduler = Scheduler(graph, clock, self.bus, stop_timeout, continuing)
         self.checkpointer = Checkpointer(checkpoint, graph) if checkpoint is not None else None
         self._restore = restore
         self._max_restarts = max_restarts
@@ -160,7 +172,8 @@ class Runtime:
             await self.terminated.wait()
 
     async def _run(self, task_group: TaskGroup, timer: Timer) -> None:
-        """Receivers and scheduler, in a task group of their own.
+        """Receivers and scheduler, in a task group of their own, inside the one of
+        the listener bus's delivery tasks.
 
         Never raises: an error is kept for ``start()``, ``await_termination()``
         and the block's exit, and interrupts the ``async with`` body unless
@@ -168,6 +181,32 @@ class Runtime:
         """
         _CURRENT.set(self)
         finished = False
+        try:
+            async with anyio.create_task_group() as delivery:
+                self.bus.start(delivery, self._watched)
+                try:
+                    finished = await self._run_job(timer)
+                finally:
+                    # every event is posted: the listeners take the rest, within a deadline
+                    self.bus.close()
+                    with anyio.CancelScope(shield=True) as cleanup:
+                        cleanup.deadline = anyio.current_effective_deadline()
+                        await self.bus.drain(self.clock)
+                    delivery.cancel_scope.cancel()
+        finally:
+            timer.close()
+            await self._close_executors(finished)
+            if self.checkpointer is not None:
+                await self._close_checkpoint()
+            self.started.set()
+            self.terminated.set()
+            self._attention.set()
+        if self.error is not None and self.waiters == 0:
+            task_group.cancel_scope.cancel()
+
+    async def _run_job(self, timer: Timer) -> bool:
+        """Receivers and scheduler; whether the job finished (not stopped hard).
+        An error is kept in :attr:`error`, not raised."""
         try:
             with self._scope:
                 async with anyio.create_task_group() as runtime:
@@ -185,19 +224,10 @@ class Runtime:
                         self.error = single_error(exc)
                         raise
                     runtime.cancel_scope.cancel()
-                finished = not self._scope.cancel_called
         except Exception as exc:
             self.error = single_error(exc)
-        finally:
-            timer.close()
-            await self._close_executors(finished)
-            if self.checkpointer is not None:
-                await self._close_checkpoint()
-            self.started.set()
-            self.terminated.set()
-            self._attention.set()
-        if self.error is not None and self.waiters == 0:
-            task_group.cancel_scope.cancel()
+            return False
+        return not self._scope.cancel_called
 
     async def _open_checkpoint(self) -> None:
         """Open the checkpoint store and, when resuming, restore the job from it
@@ -252,10 +282,10 @@ class Runtime:
             self._receivers_done.set()
 
     async def _supervise(self, node: ReceiverInputNode, *, task_status: TaskStatus[None]) -> None:
-        listeners = self.listeners
+        post = self.bus.post
 
         async def on_event(event: str, info: ReceiverInfo) -> None:
-            await notify(listeners, f"on_receiver_{event}", info)
+            post(f"on_receiver_{event}", info)
 
         await supervise(
             node.receiver,

@@ -6,26 +6,29 @@ shows as scheduling delay. The first tick is the first grid time after every
 receiver has opened: ticks that pass while a receiver opens are skipped, not
 caught up on in a burst of empty batches. Batches never overlap. After every
 output of a batch has finished, the receivers are told which position the batch
-covered.
+covered. Listeners hear of it all through the context's :class:`~streamio.bus.ListenerBus`:
+posting an event never waits for a listener.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 
+from .bus import ListenerBus
 from .checkpoint.checkpointer import Checkpointer, Resume
 from .clock import Clock, Timer
 from .errors import StopTimeoutError
 from .graph import Graph
 from .inputs import InputNode
-from .listener import BatchInfo, StreamingListener
+from .listener import BatchInfo, OutputOperationInfo, StreamingStartedInfo
+from .outputs import OutputOperation
+from .times import grid_time
 
 __all__: list[str] = []
 
@@ -36,21 +39,13 @@ logger = logging.getLogger(__name__)
 _TOLERANCE = 1e-9
 
 
-async def notify(listeners: Sequence[StreamingListener], event: str, info: Any) -> None:
-    """Call ``event`` on every listener, awaiting the ones that are async."""
-    for listener in listeners:
-        callback = getattr(listener, event, None)
-        if callback is not None and inspect.isawaitable(result := callback(info)):
-            await result
-
-
 class Scheduler:
     """Generates and runs the batches of one context.
 
     Args:
         graph: the graph whose outputs run on every batch.
         clock: where time, and the graceful stop's deadline, come from.
-        listeners: told of every batch.
+        bus: where the events of every batch go.
         stop_timeout: seconds of ``clock`` time a graceful stop may take.
         on_batch_error: None to fail on a batch whose outputs raise (the context
             stops: ``on_batch_error="stop"``); else called with the error of each
@@ -61,14 +56,14 @@ class Scheduler:
         self,
         graph: Graph,
         clock: Clock,
-        listeners: Sequence[StreamingListener],
+        bus: ListenerBus,
         stop_timeout: float,
         on_batch_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.graph = graph
         self.on_batch_error = on_batch_error
         self.clock = clock
-        self.listeners = listeners
+        self.bus = bus
         self.interval = graph.batch_interval
         self.stop_timeout = stop_timeout
         self.inputs = [node for node in graph.nodes if isinstance(node, InputNode)]
@@ -91,7 +86,7 @@ class Scheduler:
         return math.floor(self.clock.now() / self.interval + _TOLERANCE) + 1
 
     def batch_time(self, index: int) -> float:
-        return round(index * self.interval, 9)
+        return grid_time(index, self.interval)
 
     def request_stop(self) -> None:
         """Stop generating batches after the one in progress (if any), and end the
@@ -167,6 +162,7 @@ class Scheduler:
             opening.start_soon(self._skip_ticks, timer)
             await open_inputs()
             opening.cancel_scope.cancel()
+        self.bus.post("on_streaming_started", StreamingStartedInfo(self.clock.now(), self.interval))
         if self.resume is not None:
             # the grid goes on after the checkpoint's batch: the batches of the time
             # the job was down run at once, one after the other (as Spark's do)
@@ -213,8 +209,7 @@ class Scheduler:
     async def _checkpoint(self, info: BatchInfo) -> None:
         assert self.checkpointer is not None
         info.checkpoint = await self.checkpointer.write(info.batch_time)
-        if self.listeners:
-            await notify(self.listeners, "on_checkpoint_written", info.checkpoint)
+        self.bus.post("on_checkpoint_written", info.checkpoint)
 
     async def _expire_stop(self, work: anyio.CancelScope) -> None:
         """Cancel ``work`` once the graceful stop's deadline has passed."""
@@ -264,18 +259,26 @@ class Scheduler:
         the receivers, get their turn between any two batches.
         """
         await anyio.lowlevel.checkpoint()
-        clock, listeners = self.clock, self.listeners
-        counts = {node.name: len(node.cut(time)) for node in self.inputs}
-        info = BatchInfo(time, counts, submission_time=clock.now())
+        clock, bus = self.clock, self.bus
+        counts: dict[str, int] = {}
+        metadata: dict[str, dict[str, Any]] = {}
+        limits: dict[str, float] = {}
+        for node in self.inputs:
+            rate = node.rate_limit
+            if rate is not None:
+                limits[node.name] = rate
+            described: dict[str, Any] = {}
+            counts[node.name] = len(node.cut(time, described))
+            if described:
+                metadata[node.name] = described
+        info = BatchInfo(time, counts, clock.now(), input_metadata=metadata, rate_limits=limits)
         self._running = info
-        if listeners:
-            await notify(listeners, "on_batch_submitted", info)
+        bus.post("on_batch_submitted", info)
         info.processing_start_time = clock.now()
-        if listeners:
-            await notify(listeners, "on_batch_started", info)
+        bus.post("on_batch_started", info)
         try:
             for output in self.graph.outputs:
-                await output.run(time)
+                await self._run_output(info, output, time)
         except Exception as exc:
             if self.on_batch_error is None:
                 raise
@@ -286,8 +289,19 @@ class Scheduler:
         info.records_skipped, info.records_dead_lettered = self.graph.drops.take()
         info.processing_end_time = clock.now()
         self.last_batch = info
-        if listeners:
-            await notify(listeners, "on_batch_completed", info)
+        bus.post("on_batch_completed", info)
         delay = info.scheduling_delay
         if delay is not None and delay > self.interval:
             logger.debug("batch %s started %.3fs late", time, delay)
+
+    async def _run_output(self, info: BatchInfo, output: OutputOperation, time: float) -> None:
+        """Run one output for batch ``time``, keeping its times and error in ``info``."""
+        operation = OutputOperationInfo(output.name, output.kind, self.clock.now())
+        info.output_operations.append(operation)
+        try:
+            await output.run(time)
+        except Exception as exc:
+            operation.error = exc
+            raise
+        finally:
+            operation.end_time = self.clock.now()

@@ -249,7 +249,7 @@ class PushStream(DStream[T]):
     ...         await clock.advance(1.0)
     >>> run(main(), use_uvloop=False)
     -------------------------------------------
-    Time: 1.0
+    Time: 1970-01-01 00:00:01
     -------------------------------------------
     2
     <BLANKLINE>

@@ -29,6 +29,7 @@ from .errors import ConfigurationError, StateError
 from .functions import Ops, check_function, operator_failures
 from .graph import Node
 from .nodes import NarrowNode
+from .times import snap
 
 __all__ = ["State", "StateSpec"]
 
@@ -137,7 +138,7 @@ class StatefulNode(Node):
         self.side_wanted = False  # set by a SideOutputNode: keep ``side`` up to date
 
     async def compute(self, time: float) -> Batch[Any] | None:
-        previous = round(time - self.slide, 9)
+        previous = snap(time - self.slide, self.graph.batch_interval)
         if (
             self.state_time is not None
             and previous > self.state_time

@@ -19,6 +19,7 @@ from .batch import Batch, copier_for, merge_by_key, reduce_partition
 from .errors import ConfigurationError, OperatorError
 from .functions import operator_failures
 from .graph import Node
+from .times import snap
 
 __all__: list[str] = []
 
@@ -48,7 +49,7 @@ def times_between(node: Node, after: float, until: float) -> Iterator[float]:
     step = node.slide
     count = round((until - after) / step)
     for index in range(count - 1, -1, -1):
-        time = round(until - index * step, 9)
+        time = snap(until - index * step, node.graph.batch_interval)
         if node.is_valid_time(time):
             yield time
 
@@ -131,7 +132,7 @@ class ReducedWindowNode(Node):
 
     async def compute(self, time: float) -> Batch[Any] | None:
         length, slide = self.length, self.slide
-        previous = await self.get(round(time - slide, 9))
+        previous = await self.get(snap(time - slide, self.graph.batch_interval))
         leaving = await self._batches(time - slide - length, time - length)
         entering = await self._batches(time - slide, time)
         functions = (self._func, self._inv_func, self._filter_func)

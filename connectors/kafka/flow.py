@@ -9,7 +9,7 @@ Whatever the wait, the member keeps polling, or its group would drop it as idle.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import anyio
@@ -92,14 +92,17 @@ class FlowControl:
         records: KafkaChunk,
         position: KafkaPosition,
         still_current: Callable[[], bool],
+        *,
+        metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        """Put the chunk in the buffer; while it is full, pause every partition.
+        """Put the chunk (with its ``metadata``) in the buffer; while it is full,
+        pause every partition.
 
         ``still_current()`` says whether ``consumer`` is still the source's (and
         fetching), so the partitions are resumed only then.
         """
         try:
-            output.put_many_nowait(records, position=position)
+            output.put_many_nowait(records, position=position, metadata=metadata)
         except anyio.WouldBlock:
             pass
         else:
@@ -113,7 +116,7 @@ class FlowControl:
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._keep_alive, consumer)
-                await output.put_many(records, position=position)
+                await output.put_many(records, position=position, metadata=metadata)
                 group.cancel_scope.cancel()
         finally:
             self.blocked = False

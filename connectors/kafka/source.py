@@ -102,7 +102,9 @@ class _Rebalance(ConsumerRebalanceListener):
 
 
 class _BatchCuts(StreamingListener):
-    """Tells a source of its context's batch cuts (runs on the scheduler's task)."""
+    """Tells a source of its context's batch cuts: an inline listener, called on
+    the scheduler's task right after the cut, before the source stores anything
+    more, so each partition's count of records covers exactly one batch."""
 
     def __init__(self, source: KafkaSource) -> None:
         self._source = source
@@ -367,7 +369,7 @@ class KafkaSource(Receiver[KafkaRecord]):
         """
         if self._rate is not None:
             self._rate.attach(ssc.batch_interval)
-        ssc.add_listener(_BatchCuts(self))
+        ssc.add_listener(_BatchCuts(self), inline=True)
         what = self._pattern if self._pattern is not None else ",".join(self._topics)
         return ssc.receiver_stream(
             self,
@@ -512,7 +514,7 @@ class KafkaSource(Receiver[KafkaRecord]):
                             await self._report_outage(output, failure)
                     continue
             watch.reset()
-            records, delivered, refused = self._convert(consumer, fetched)
+            records, delivered, refused, ranges = self._convert(consumer, fetched)
             # aiokafka's records die now, before the put lets batches run: kept
             # across it, each would outlive collections and burden the GC's old
             # generation (the chunk holds plain tuples, which the GC soon stops scanning)
@@ -525,7 +527,12 @@ class KafkaSource(Receiver[KafkaRecord]):
             position = self._offsets.deliver(delivered)
             count = len(records)
             await flow.store(
-                consumer, output, records, position, lambda: self._consumer is consumer
+                consumer,
+                output,
+                records,
+                position,
+                lambda: self._consumer is consumer,
+                metadata={"offsets": ranges},
             )
             del records  # the buffer holds them now, as long as needed
             self._received += count
@@ -615,14 +622,22 @@ class KafkaSource(Receiver[KafkaRecord]):
 
     def _convert(
         self, consumer: AIOKafkaConsumer, fetched: Mapping[TopicPartition, list[Any]]
-    ) -> tuple[Any, dict[TopicPartition, int], list[tuple[KafkaRecord, Exception]]]:
+    ) -> tuple[
+        Any,
+        dict[TopicPartition, int],
+        list[tuple[KafkaRecord, Exception]],
+        dict[str, dict[int, range]],
+    ]:
         """The records of a getmany (rate limits applied), as one chunk (a
         KafkaChunk, or a record batch when columnar), the next offset per
-        partition, and the raw records the deserializers refused."""
+        partition, the raw records the deserializers refused, and the offsets the
+        chunk holds, per topic and partition (the chunk's metadata: a batch's
+        ranges are merged from them)."""
         rows: list[tuple[Any, ...]] = []
         columns: list[list[Any]] = []
         refused: list[tuple[KafkaRecord, Exception]] = []
         delivered: dict[TopicPartition, int] = {}
+        ranges: dict[str, dict[int, range]] = {}
         offsets, rate, decoder = self._offsets, self._rate, self._decoder
         for tp, fetched_messages in fetched.items():
             messages = fetched_messages  # the rate limit may keep only a part
@@ -647,10 +662,13 @@ class KafkaSource(Receiver[KafkaRecord]):
                 refused += decoder.extend(rows, tp, messages)
             offsets.started(tp, messages[0].offset)
             delivered[tp] = messages[-1].offset + 1
+            ranges.setdefault(tp.topic, {})[tp.partition] = range(
+                messages[0].offset, delivered[tp]
+            )
         if self._columns is not None:
             chunk = self._columns.batch(columns) if columns else KafkaChunk([])
-            return chunk, delivered, refused
-        return KafkaChunk(rows), delivered, refused
+            return chunk, delivered, refused, ranges
+        return KafkaChunk(rows), delivered, refused, ranges
 
     def _fail(self, exc: BaseException, action: str) -> ConnectorError:
         error = to_connector_error(exc, action)

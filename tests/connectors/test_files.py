@@ -21,6 +21,7 @@ import pytest
 
 import streamio.connectors.files as files_module
 from streamio import (
+    BatchInfo,
     ConfigurationError,
     DStream,
     OperatorError,
@@ -93,6 +94,27 @@ async def test_files_renamed_in_become_records_of_the_next_batch(incoming, colum
         await step(ssc)
         await step(ssc)
     assert sink.batches == [(1.0, ["a1", "a2"]), (2.0, ["b1", "", "b3"]), (3.0, [])]
+
+
+async def test_each_batch_names_the_files_it_holds_in_its_input_metadata(incoming):
+    described: list[dict[str, Any]] = []
+
+    class Completed:
+        def on_batch_completed(self, info: BatchInfo) -> None:
+            described.append(info.input_metadata)
+
+    async with context() as ssc:
+        ssc.add_listener(Completed())
+        lines = text_file_stream(ssc, incoming, pattern="*.txt", name="in")
+        lines.foreach_batch(ListSink())
+        await ssc.start()
+        drop_file(incoming, "a.txt", ["a1"])
+        await wait_buffered(lines, 1)
+        drop_file(incoming, "b.txt", ["b1", "b2"])
+        await wait_buffered(lines, 3)
+        await step(ssc)
+        await step(ssc)
+    assert described == [{"in": {"files": ["a.txt", "b.txt"]}}, {}]
 
 
 @pytest.mark.parametrize("include_existing", [False, True])

@@ -568,6 +568,30 @@ async def test_max_rate_per_partition_caps_each_batch(kafka):
         assert offsets == list(range(25))
 
 
+async def test_each_batch_reports_the_offsets_it_holds_per_partition(kafka):
+    topic = await kafka.topic(partitions=2)
+    await kafka.produce(topic, values(0, 50, partitions=2))  # 25 per partition
+    source = source_for(kafka, topic, None, max_rate_per_partition=10.0)
+    described: list[dict[str, Any]] = []
+
+    class Completed:
+        def on_batch_completed(self, info: BatchInfo) -> None:
+            described.append(info.input_metadata)
+
+    async with context() as ssc:
+        ssc.add_listener(Completed())
+        source.stream(ssc, name="in").foreach_batch(ListSink())
+        await ssc.start()
+        for total in (20, 40, 50):
+            await received(source, total)
+            await step(ssc)
+    assert [batch["in"]["offsets"] for batch in described] == [
+        {topic: {0: range(0, 10), 1: range(0, 10)}},
+        {topic: {0: range(10, 20), 1: range(10, 20)}},
+        {topic: {0: range(20, 25), 1: range(20, 25)}},
+    ]
+
+
 async def test_max_rate_caps_the_stream_and_max_rate_per_partition_each_partition(kafka):
     topic = await kafka.topic(partitions=2)
     await kafka.produce(topic, values(0, 50, partitions=2))  # 25 per partition

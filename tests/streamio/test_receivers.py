@@ -430,9 +430,7 @@ async def test_max_receiver_restarts_accepts_none_and_says_so_when_invalid():
     with pytest.raises(ConfigurationError, match=r"whole number >= 0, not -1 \(or None"):
         StreamingContext(batch_interval=1.0, max_receiver_restarts=-1)
     with pytest.raises(ConfigurationError, match="give it a receiver_restart_backoff > 0"):
-        StreamingContext(
-            batch_interval=1.0, max_receiver_restarts=None, receiver_restart_backoff=0
-        )
+        StreamingContext(batch_interval=1.0, max_receiver_restarts=None, receiver_restart_backoff=0)
 
 
 # -- lifecycle -----------------------------------------------------------------------------
@@ -731,27 +729,38 @@ async def test_a_stuck_aclose_is_abandoned_after_ten_seconds_on_the_context_cloc
 
 
 @pytest.mark.parametrize("ending", ["source ends", "hard stop"])
-async def test_a_stuck_stopped_listener_cannot_hold_the_stop_for_ever(ending, caplog):
+async def test_a_stuck_listener_holds_neither_the_receiver_nor_the_end_for_ever(ending, caplog):
     clock = ManualClock()
     notified = anyio.Event()
+    exited = anyio.Event()
 
     class StuckListener(StreamingListener):
         async def on_receiver_stopped(self, info: ReceiverInfo) -> None:
             notified.set()
             await anyio.sleep_forever()
 
+    async def advance_until_exited() -> None:
+        await notified.wait()
+        while not exited.is_set():
+            await clock.advance(1.0)
+
     receiver = ScriptedReceiver(forever=ending == "hard stop")
     with anyio.fail_after(HANG_GUARD):
-        async with context(clock) as ssc:
-            ssc.add_listener(StuckListener())
-            ssc.receiver_stream(receiver, name="flaky").foreach_batch(ListSink())
-            await ssc.start()
-            if ending == "hard stop":
-                ssc.stop(graceful=False)
-            await notified.wait()
-            await clock.advance(10.0)
-    assert receiver.log == ["open 1", "run 1", "aclose 1"]
-    assert "on_receiver_stopped listeners of 'flaky' took over 10.0s" in caplog.text
+        async with anyio.create_task_group() as driver:
+            async with context(clock) as ssc:
+                ssc.add_listener(StuckListener())
+                ssc.receiver_stream(receiver, name="flaky").foreach_batch(ListSink())
+                await ssc.start()
+                if ending == "hard stop":
+                    ssc.stop(graceful=False)
+                await notified.wait()
+                # the receiver closed without waiting for the listener
+                assert receiver.log == ["open 1", "run 1", "aclose 1"]
+                driver.start_soon(advance_until_exited)
+            exited.set()
+    # the block's exit waited 10 s of the clock for the listener, then went on
+    assert clock.now() >= 10.0
+    assert "was still busy 10.0s after the job ended: abandoned" in caplog.text
 
 
 # -- from_async_iterable --------------------------------------------------------------------

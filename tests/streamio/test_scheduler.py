@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
 
-from streamio import BatchInfo, ManualClock, StreamingContext, StreamingListener
+from streamio import (
+    BatchInfo,
+    ConfigurationError,
+    ManualClock,
+    OperatorError,
+    OutputOperationInfo,
+    StreamingContext,
+    StreamingListener,
+    StreamingStartedInfo,
+)
+from streamio.bus import DEFAULT_QUEUE_SIZE
 from streamio.testing import ListSink, MemorySource
 
 DASHES = "-------------------------------------------"
+
+
+class Boom(Exception):
+    pass
 
 
 class Recorder(StreamingListener):
@@ -274,7 +289,7 @@ async def test_listener_callbacks_in_order_with_the_times_known_at_each():
 
     async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
         ssc.add_listener(recorder)
-        ssc.queue_stream([[1]], name="q").foreach_batch(output)
+        ssc.queue_stream([[1]], name="q").foreach_batch(output, name="out")
         ssc.start()
         await clock.advance(1.0)
     assert [event for event, _ in recorder.events] == ["submitted", "started", "completed"]
@@ -284,8 +299,224 @@ async def test_listener_callbacks_in_order_with_the_times_known_at_each():
     assert submitted.processing_time is None
     assert submitted.total_delay is None
     assert started == BatchInfo(1.0, {"q": 1}, 1.0, processing_start_time=1.0)
-    assert completed == BatchInfo(1.0, {"q": 1}, 1.0, 1.0, processing_end_time=1.25)
+    operation = OutputOperationInfo("out", "foreach_batch", start_time=1.0, end_time=1.25)
+    assert completed == BatchInfo(
+        1.0, {"q": 1}, 1.0, 1.0, processing_end_time=1.25, output_operations=[operation]
+    )
     assert completed.processing_time == 0.25
+    assert operation.duration == 0.25
+    assert operation.status == "succeeded"
+
+
+async def test_each_output_operation_has_its_duration_and_status():
+    clock = ManualClock()
+    recorder = Recorder()
+
+    def slow(time, records):
+        clock.elapse(0.5)
+
+    def quick(time, records):
+        clock.elapse(0.125)
+
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.add_listener(recorder)
+        stream = ssc.queue_stream([[1], [2]])
+        stream.foreach_batch(slow, name="slow")
+        stream.pprint(name="shown")
+        stream.foreach_batch(quick)
+        ssc.start()
+        await clock.advance(2.0)
+    started = [info for event, info in recorder.events if event == "started"]
+    assert [info.output_operations for info in started] == [[], []]  # snapshots
+    first, second = recorder.completed()
+    assert [(op.name, op.kind, op.status) for op in first.output_operations] == [
+        ("slow", "foreach_batch", "succeeded"),
+        ("shown", "pprint", "succeeded"),
+        ("foreach_batch_2", "foreach_batch", "succeeded"),
+    ]
+    assert [op.start_time for op in first.output_operations] == [1.0, 1.5, 1.5]
+    assert [op.duration for op in first.output_operations] == [0.5, 0.0, 0.125]
+    assert [op.start_time for op in second.output_operations] == [2.0, 2.5, 2.5]
+
+
+def test_output_operation_status():
+    assert OutputOperationInfo("out", "foreach_batch", 1.0).status == "running"
+    assert OutputOperationInfo("out", "foreach_batch", 1.0).duration is None
+    assert OutputOperationInfo("out", "foreach_batch", 1.0, 1.5).status == "succeeded"
+    failed = OutputOperationInfo("out", "foreach_batch", 1.0, 1.5, error=Boom("no"))
+    assert (failed.status, failed.duration) == ("failed", 0.5)
+
+
+async def test_a_failing_output_is_marked_failed_in_its_batch():
+    clock = ManualClock()
+    operations: list[OutputOperationInfo] = []
+
+    def failing(time, records):
+        operations[:] = ssc._runtime.scheduler._running.output_operations  # the live info
+        clock.elapse(0.25)
+        raise Boom("no")
+
+    with pytest.raises(OperatorError):
+        async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+            ssc.queue_stream([[1]]).foreach_batch(failing, name="failing")
+            ssc.start()
+            await clock.advance(1.0)
+    (operation,) = operations
+    assert (operation.status, operation.duration) == ("failed", 0.25)
+    assert isinstance(operation.error, OperatorError)
+
+
+async def test_a_slow_listener_falls_behind_without_delaying_the_batches():
+    clock = ManualClock()
+    release = anyio.Event()
+    seen: list[float] = []
+
+    class Slow(StreamingListener):
+        async def on_batch_completed(self, info):
+            await release.wait()
+            seen.append(info.batch_time)
+
+    recorder = Recorder()
+    sink = ListSink()
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.add_listener(Slow())
+        ssc.add_listener(recorder)
+        ssc.queue_stream([[1], [2], [3]]).foreach_batch(sink)
+        ssc.start()
+        await clock.advance(3.0)
+        # the batches ran, the other listener had every event; the slow one waits
+        assert sink.times == [1.0, 2.0, 3.0]
+        assert [info.batch_time for info in recorder.completed()] == [1.0, 2.0, 3.0]
+        assert seen == []
+        slow, fast = ssc.listener_statistics()
+        # started, submitted 1.0, started 1.0 delivered; stuck in completed 1.0
+        assert (slow.delivered, slow.queued, slow.dropped) == (3, 6, 0)
+        assert fast.queued == 0
+        release.set()
+    assert seen == [1.0, 2.0, 3.0]  # in order, all delivered by the block's exit
+
+
+async def test_events_a_listener_falls_behind_on_past_its_queue_are_dropped_and_counted(
+    caplog,
+):
+    clock = ManualClock()
+    release = anyio.Event()
+    seen: list[tuple[str, float]] = []
+
+    class Stuck(StreamingListener):
+        async def on_streaming_started(self, info):
+            await release.wait()
+
+        def on_batch_completed(self, info):
+            seen.append(("completed", info.batch_time))
+
+    capacity = DEFAULT_QUEUE_SIZE
+    batches = capacity // 3 + 2  # three events per batch: more than the queue holds
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.add_listener(Stuck())
+        ssc.queue_stream([]).foreach_batch(ListSink())
+        ssc.start()
+        await clock.advance(batches)
+        (stats,) = ssc.listener_statistics()
+        assert stats.queued == capacity
+        assert stats.dropped == 3 * batches - capacity
+        release.set()
+    (stats,) = ssc.listener_statistics()
+    assert stats.delivered == 1 + capacity
+    assert stats.dropped == 3 * batches - capacity  # the newest events were dropped
+    assert seen[0] == ("completed", 1.0)
+    assert seen[-1][1] < batches
+    assert caplog.text.count("falls behind") == 1  # once per run of drops
+    assert "make its callbacks quicker" in caplog.text
+
+
+@pytest.mark.parametrize("callback", ["on_batch_submitted", "on_batch_completed", "async"])
+async def test_a_raising_listener_is_logged_and_counted_and_the_job_goes_on(callback, caplog):
+    clock = ManualClock()
+    sink = ListSink()
+    recorder = Recorder()
+
+    class Raising(StreamingListener):
+        def on_batch_submitted(self, info):
+            if callback == "on_batch_submitted":
+                raise Boom("listener")
+
+        def on_batch_completed(self, info):
+            if callback == "on_batch_completed":
+                raise Boom("listener")
+
+        async def on_batch_started(self, info):
+            await anyio.lowlevel.checkpoint()
+            if callback == "async":
+                raise Boom("listener")
+
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.add_listener(Raising())
+        ssc.add_listener(recorder)
+        ssc.queue_stream([[1], [2]]).foreach_batch(sink)
+        ssc.start()
+        await clock.advance(2.0)
+        assert ssc.error is None
+    assert sink.times == [1.0, 2.0]
+    assert [info.batch_time for info in recorder.completed()] == [1.0, 2.0]
+    raising, _ = ssc.listener_statistics()
+    assert (raising.failed, raising.delivered, raising.dropped) == (2, 5, 0)
+    assert "raised in" in caplog.text
+    assert "Boom: listener" in caplog.text  # with its traceback
+
+
+async def test_an_inline_listener_runs_at_the_event_before_the_batch_goes_on():
+    clock = ManualClock()
+    log: list[str] = []
+
+    class Inline(StreamingListener):
+        def on_batch_submitted(self, info):
+            log.append(f"submitted {info.batch_time}")
+
+        def on_batch_completed(self, info):
+            log.append(f"completed {info.batch_time}")
+            raise Boom("counted, not fatal")
+
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.add_listener(Inline(), inline=True)
+        ssc.queue_stream([[1]]).foreach_batch(lambda time, records: log.append(f"output {time}"))
+        ssc.start()
+        await clock.advance(1.0)
+    assert log == ["submitted 1.0", "output 1.0", "completed 1.0"]
+    (stats,) = ssc.listener_statistics()
+    assert stats.inline
+    assert (stats.failed, stats.dropped) == (1, 0)
+
+
+async def test_an_inline_listener_must_not_be_async():
+    class Async(StreamingListener):
+        async def on_batch_completed(self, info):
+            pass
+
+    async with StreamingContext(batch_interval=1.0, clock=ManualClock()) as ssc:
+        with pytest.raises(ConfigurationError, match=r"must not wait.*without inline=True"):
+            ssc.add_listener(Async(), inline=True)
+        ssc.add_listener(Async())
+
+
+async def test_streaming_started_comes_once_the_receivers_opened_before_the_first_batch():
+    clock = ManualClock(0.5)
+    log: list[Any] = []
+
+    class Events(StreamingListener):
+        def on_streaming_started(self, info):
+            log.append(info)
+
+        def on_batch_submitted(self, info):
+            log.append(("submitted", info.batch_time))
+
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.add_listener(Events())
+        ssc.receiver_stream(MemorySource()).foreach_batch(ListSink())
+        await ssc.start()
+        await clock.advance(0.5)
+    assert log[0] == StreamingStartedInfo(time=0.5, batch_interval=1.0)
+    assert log[1:] == [("submitted", 1.0)]
 
 
 async def test_final_batches_of_a_graceful_stop_have_no_scheduling_delay():
@@ -312,35 +543,28 @@ async def test_final_batches_of_a_graceful_stop_have_no_scheduling_delay():
     assert [dict(info.records_per_input) for info in completed] == [{"r": 2}, {"r": 1}]
 
 
-async def test_async_listener_callbacks_are_awaited():
+async def test_async_listener_callbacks_are_awaited_in_order_by_the_time_advance_returns():
     clock = ManualClock()
     log: list[tuple[str, float]] = []
 
     class AsyncListener:
         async def on_batch_started(self, info):
-            await anyio.lowlevel.checkpoint()
+            for _ in range(5):  # the next event waits until this callback returns
+                await anyio.lowlevel.checkpoint()
             log.append(("started", info.batch_time))
 
         async def on_batch_completed(self, info):
             await anyio.lowlevel.checkpoint()
             log.append(("completed", info.batch_time))
 
-    async def output(time, records):
-        log.append(("output", time))
-
     async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
         ssc.add_listener(AsyncListener())
-        ssc.queue_stream([]).foreach_batch(output)
+        ssc.queue_stream([]).foreach_batch(ListSink())
         ssc.start()
-        await clock.advance(2.0)
-        assert log == [
-            ("started", 1.0),
-            ("output", 1.0),
-            ("completed", 1.0),
-            ("started", 2.0),
-            ("output", 2.0),
-            ("completed", 2.0),
-        ]
+        await clock.advance(1.0)
+        assert log == [("started", 1.0), ("completed", 1.0)]
+        await clock.advance(1.0)
+        assert log == [("started", 1.0), ("completed", 1.0), ("started", 2.0), ("completed", 2.0)]
 
 
 async def test_last_batch_is_none_before_the_first_batch():
@@ -363,6 +587,9 @@ def pprint_block(time, lines):
     return "\n".join([DASHES, f"Time: {time}", DASHES, *lines]) + "\n\n"
 
 
+# The tests run in UTC (conftest.py): pprint shows local dates and times.
+
+
 async def test_pprint_prints_like_pyspark(capsys):
     clock = ManualClock()
     async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
@@ -372,10 +599,10 @@ async def test_pprint_prints_like_pyspark(capsys):
         await clock.advance(4.0)
     out = capsys.readouterr().out
     assert out == (
-        pprint_block(1.0, ["('a', 1)", "b", "3"])
-        + pprint_block(2.0, [str(i) for i in range(10)] + ["..."])
-        + pprint_block(3.0, [str(i) for i in range(10)])
-        + pprint_block(4.0, [])
+        pprint_block("1970-01-01 00:00:01", ["('a', 1)", "b", "3"])
+        + pprint_block("1970-01-01 00:00:02", [str(i) for i in range(10)] + ["..."])
+        + pprint_block("1970-01-01 00:00:03", [str(i) for i in range(10)])
+        + pprint_block("1970-01-01 00:00:04", [])
     )
 
 
@@ -394,8 +621,52 @@ async def test_pprint_num_limits_the_records_shown(capsys):
         ssc.start()
         await clock.advance(1.0)
     assert capsys.readouterr().out == (
-        pprint_block(0.5, ["as str", "2", "..."]) + pprint_block(1.0, ["as str", "2"])
+        pprint_block("1970-01-01 00:00:00.500", ["as str", "2", "..."])
+        + pprint_block("1970-01-01 00:00:01.000", ["as str", "2"])
     )
+
+
+async def test_epoch_batch_times_are_grid_floats_and_print_as_dates_with_milliseconds(capsys):
+    start = 1796150238.0  # 2026-12-01 18:37:18 UTC
+    clock = ManualClock(start)
+    sink = ListSink()
+    recorder = Recorder()
+    async with StreamingContext(batch_interval=0.1, clock=clock) as ssc:
+        ssc.add_listener(recorder)
+        stream = ssc.queue_stream([[1], [2], [3]])
+        stream.pprint()
+        stream.foreach_batch(sink)
+        # a window derives earlier batch times from later ones: the same floats
+        stream.window(0.3, 0.1).foreach_batch(windowed := ListSink())
+        ssc.start()
+        await clock.advance(0.3)
+    # 17961502381 * 0.1 is 1796150238.1000001 in floating point: not a grid time
+    assert [repr(time) for time in sink.times] == [
+        "1796150238.1",
+        "1796150238.2",
+        "1796150238.3",
+    ]
+    assert [info.batch_time for info in recorder.completed()] == sink.times
+    assert windowed.batches == [
+        (1796150238.1, [1]),
+        (1796150238.2, [1, 2]),
+        (1796150238.3, [1, 2, 3]),
+    ]
+    headers = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Time")]
+    assert headers == [
+        "Time: 2026-12-01 18:37:18.100",
+        "Time: 2026-12-01 18:37:18.200",
+        "Time: 2026-12-01 18:37:18.300",
+    ]
+
+
+async def test_pprint_shows_whole_seconds_for_intervals_of_a_second_or_more(capsys):
+    clock = ManualClock(1796148972.0)
+    async with StreamingContext(batch_interval=1.0, clock=clock) as ssc:
+        ssc.queue_stream([[1]]).pprint()
+        ssc.start()
+        await clock.advance(1.0)
+    assert "Time: 2026-12-01 18:16:13\n" in capsys.readouterr().out
 
 
 async def test_advance_lets_a_receiver_store_what_it_has_before_the_tick():
