@@ -27,6 +27,7 @@ EXAMPLES = (
     "network_wordcount",
     "stateful_network_wordcount",
     "recoverable_network_wordcount",
+    "sql_network_wordcount",
     "network_wordjoinsentiments",
     "hdfs_wordcount",
     "queue_stream",

@@ -33,7 +33,6 @@ def test_list_names_every_example_with_its_summary_and_usage(capsys):
     assert code == 0
     lines = out.splitlines()
     assert [line for line in lines if not line.startswith(" ")] == list(EXAMPLES)
-    assert "sql_network_wordcount" not in out
     at = lines.index("network_wordcount")
     assert lines[at + 1].strip().startswith("Counts the words of the lines a TCP server sends")
     assert lines[at + 2].strip() == "streamio example network_wordcount <hostname> <port>"

@@ -144,3 +144,29 @@ async def test_recoverable_network_wordcount_resumes_after_kill_9(line_server, t
     # is output again (at least once), as in Spark
     assert counted(run.out) in ({"to": 1}, {"to": 3, "be": 2, "or": 1, "not": 1})
     assert output.read_text().startswith(first_output)  # appended to, not replaced
+
+
+SHOW_ROW = re.compile(r"(?m)^\|\s*(\S*)\|\s*(\d+)\|$")
+
+
+async def test_sql_network_wordcount_prints_each_batch_as_a_table(line_server):
+    async with example("sql_network_wordcount", "localhost", str(line_server.port)) as run:
+        connection = await line_server.accept()
+        await connection.send(LINES)
+
+        def all_counted(out: str) -> bool:
+            found: Counter[str] = Counter()
+            for word, n in SHOW_ROW.findall(out):
+                if n.isdigit():
+                    found[word] += int(n)
+            return found == WORDS
+
+        await run.read_until(all_counted)
+        assert await run.stop() == 0
+    tables = re.findall(
+        r"(?m)^========= \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? =========\n"
+        r"(\+[-+]+\+\n\|\s*word\|total\|\n\+[-+]+\+\n(?:\|.*\|\n)*\+[-+]+\+\n)",
+        run.out,
+    )
+    assert tables, run.out
+    assert "Traceback" not in run.err
