@@ -29,6 +29,12 @@ class LineServer:
         self.sent = 0
         self.connections = 0
         self._added = anyio.Event()
+        self._connected = anyio.Event()
+
+    async def wait_connections(self, count: int) -> None:
+        """Return once ``count`` connections have been accepted (the live job's last)."""
+        while self.connections < count:
+            await self._connected.wait()
 
     def add(self, lines: list[str]) -> None:
         self.lines.extend(lines)
@@ -38,6 +44,8 @@ class LineServer:
     async def handle(self, connection: SocketStream) -> None:
         self.connections += 1
         mine = self.connections  # only the newest connection (the live job) gets lines
+        self._connected.set()
+        self._connected = anyio.Event()
         async with connection:
             while mine == self.connections:
                 if self.sent < len(self.lines):
@@ -59,11 +67,14 @@ async def test_a_killed_socket_job_replays_its_log(tmp_path: Path) -> None:
         tg.start_soon(listener.serve, server.handle)
 
         async def job_round(lines: int, kill: bool) -> None:
+            connections = server.connections
             command = [sys.executable, str(JOB), str(port), str(directory), str(out)]
             process = await anyio.open_process(command, stdout=subprocess.PIPE, cwd=ROOT)
             try:
                 with anyio.fail_after(GUARD):
                     assert await wait_ready(process)
+                    # lines go to this job's connection, not a dead one's
+                    await server.wait_connections(connections + 1)
                 new = [" ".join(rng.choices("abcdefghij", k=4)) for _ in range(lines)]
                 for line in new:
                     produced.update(line.split())
