@@ -268,23 +268,12 @@ class SocketTextSource(Receiver[str]):
         await output.put_many(chunk)
 
 
-class _Lines:
-    """Cuts the text of one connection into lines: decodes the bytes, keeps the
-    partial line between reads, and cuts a line longer than ``limit`` into pieces
-    of that length."""
+class _LineCutter:
+    """What both line splitters share: lines longer than ``limit`` are cut into
+    pieces of that length, and counted."""
 
-    def __init__(self, separator: str, limit: int, encoding: str, errors: str) -> None:
-        self._decoder = codecs.getincrementaldecoder(encoding)(errors)
-        self._separator = separator
-        self._strip_cr = separator == "\n"  # "\r\n" line ends too
-        self._probe_length = len(separator) - 1  # a separator may straddle two reads
+    def __init__(self, limit: int) -> None:
         self._limit = limit
-        # what a partial line may hold beyond the limit: the start of a separator
-        # (and a "\r") that may still end it
-        self._allowance = self._probe_length + self._strip_cr
-        self._pending: list[str] = []  # the text of the current partial line, in pieces
-        self._pending_length = 0
-        self._tail = ""  # its last probe_length characters
         self._cutting = False  # the current line is being stored in pieces
         self._cut = 0
 
@@ -292,6 +281,38 @@ class _Lines:
         """How many lines were cut since the last call."""
         cut, self._cut = self._cut, 0
         return cut
+
+    def _cut_long(self, lines: list[str]) -> list[str]:
+        """``lines`` with each one longer than the limit cut into pieces."""
+        limit = self._limit
+        pieces: list[str] = []
+        for number, line in enumerate(lines):
+            if len(line) <= limit:
+                pieces.append(line)
+                continue
+            pieces.extend(line[start : start + limit] for start in range(0, len(line), limit))
+            if number or not self._cutting:  # the first may be counted already
+                self._cut += 1
+        return pieces
+
+
+class _Lines(_LineCutter):
+    """Cuts the text of one connection into lines: decodes the bytes, keeps the
+    partial line between reads, and cuts a line longer than ``limit`` into pieces
+    of that length."""
+
+    def __init__(self, separator: str, limit: int, encoding: str, errors: str) -> None:
+        super().__init__(limit)
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors)
+        self._separator = separator
+        self._strip_cr = separator == "\n"  # "\r\n" line ends too
+        self._probe_length = len(separator) - 1  # a separator may straddle two reads
+        # what a partial line may hold beyond the limit: the start of a separator
+        # (and a "\r") that may still end it
+        self._allowance = self._probe_length + self._strip_cr
+        self._pending: list[str] = []  # the text of the current partial line, in pieces
+        self._pending_length = 0
+        self._tail = ""  # its last probe_length characters
 
     def feed(self, data: bytes) -> list[str]:
         """The lines (or pieces of lines) that ``data``, the next read, completes."""
@@ -349,40 +370,20 @@ class _Lines:
             self._cut += 1
         return pieces
 
-    def _cut_long(self, lines: list[str]) -> list[str]:
-        """``lines`` with each one longer than the limit cut into pieces."""
-        limit = self._limit
-        pieces: list[str] = []
-        for number, line in enumerate(lines):
-            if len(line) <= limit:
-                pieces.append(line)
-                continue
-            pieces.extend(line[start : start + limit] for start in range(0, len(line), limit))
-            if number or not self._cutting:  # the first may be counted already
-                self._cut += 1
-        return pieces
 
-
-class _ArrowLines:
+class _ArrowLines(_LineCutter):
     """The columnar :class:`_Lines`: cuts the UTF-8 bytes of one connection into
     record batches of one column, ``line``, in Arrow; same rules for partial and
     long lines. Only the pieces of a line longer than ``limit`` are made in Python."""
 
     def __init__(self, separator: bytes, limit: int, errors: str) -> None:
+        super().__init__(limit)
         self._separator = separator
         self._strip_cr = separator == b"\n"
-        self._limit = limit
         self._errors = errors
         # what a partial line may hold beyond the limit (see _Lines)
         self._allowance = len(separator) - 1 + self._strip_cr
         self._pending = b""  # the partial line
-        self._cutting = False  # the current line is being stored in pieces
-        self._cut = 0
-
-    def take_cut(self) -> int:
-        """How many lines were cut since the last call."""
-        cut, self._cut = self._cut, 0
-        return cut
 
     def feed(self, data: bytes) -> Any:
         """The record batch of the lines that ``data``, the next read, completes (or None)."""
@@ -418,18 +419,6 @@ class _ArrowLines:
             lines = pa.array(self._cut_long(lines.to_pylist()), pa.string())
         self._cutting = False
         return pa.record_batch([lines], names=["line"])
-
-    def _cut_long(self, lines: list[str]) -> list[str]:
-        limit = self._limit
-        pieces: list[str] = []
-        for number, line in enumerate(lines):
-            if len(line) <= limit:
-                pieces.append(line)
-                continue
-            pieces.extend(line[start : start + limit] for start in range(0, len(line), limit))
-            if number or not self._cutting:  # the first may be counted already
-                self._cut += 1
-        return pieces
 
     def _pieces_of_pending(self) -> Any:
         """The complete pieces of the partial line when it is too long in characters."""
