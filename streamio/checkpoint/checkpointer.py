@@ -113,7 +113,7 @@ class Checkpointer:
         """Open the store; with ``restore``, load the latest checkpoint into the
         graph (receivers get their positions, the log is replayed into the
         buffers). Returns where the grid resumes, or None for a fresh start."""
-        meta = await anyio.to_thread.run_sync(self._read_meta)
+        meta = await anyio.to_thread.run_sync(self.store.read_meta)
         found = meta.get("batch_time") is not None
         resume = None
         if found and not restore:
@@ -150,9 +150,6 @@ class Checkpointer:
             elif position is not None:
                 await node.receiver.restore(position)
         return resume
-
-    def _read_meta(self) -> dict[str, Any]:
-        return self.store.read_meta()
 
     def _check_compatible(self, meta: dict[str, Any]) -> None:
         where = repr(str(self.settings.directory))

@@ -218,12 +218,6 @@ class CheckpointStore:
             msg = f"writing the checkpoint in {str(self.directory)!r} failed: {exc}"
             raise CheckpointError(msg) from exc
 
-    def clear(self) -> None:
-        """Remove every row: the directory then holds no checkpoint."""
-        with self._transaction() as db:
-            for table in ("meta", "keyed", "batches", "blobs", "positions"):
-                db.execute(f"DELETE FROM {table}")
-
     # -- reading -----------------------------------------------------------
 
     def read_meta(self) -> dict[str, Any]:

@@ -152,20 +152,20 @@ class StreamLog:
     async def put(self, records: Sequence[Any]) -> None:
         """Queue a chunk; waits while ``max_pending`` chunks are waiting for the disk."""
         while len(self._queued) >= self._max_pending:
-            await self._wait_change()
+            await self._changed.wait()
         self._queued.append(records)
         self._notify()
 
     async def flushed(self) -> None:
         """Return once every chunk queued so far is in the buffer."""
         while self.pending():
-            await self._wait_change()
+            await self._changed.wait()
 
     async def run(self) -> None:
         """Commit what queued, then store it; until cancelled."""
         while True:
             while not self._queued:
-                await self._wait_change()
+                await self._changed.wait()
             chunks = list(self._queued)
             self._queued.clear()
             self._in_flight = len(chunks)
@@ -175,9 +175,6 @@ class StreamLog:
                 await self._buffer.put_many(chunk, seq)
                 self._in_flight -= 1
             self._notify()
-
-    async def _wait_change(self) -> None:
-        await self._changed.wait()
 
     def _notify(self) -> None:
         self._changed.set()
